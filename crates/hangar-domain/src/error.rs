@@ -1,4 +1,5 @@
 use hangar_model::FieldViolation;
+use hangar_store::StoreError;
 
 /// The `reason` member of a `ValidationException`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,4 +44,37 @@ pub enum Error {
     Unsupported(String),
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+impl Error {
+    /// A rule of the service (not of the model) that one field breaks.
+    pub fn invalid_field(field: &str, message: &str) -> Self {
+        Error::Validation {
+            message: format!("1 validation error detected: Value at '{field}' failed to satisfy constraint: {message}"),
+            reason: ValidationReason::FieldValidationFailed,
+            fields: vec![FieldViolation {
+                name: field.to_owned(),
+                message: message.to_owned(),
+            }],
+        }
+    }
+
+    pub fn idempotency_mismatch() -> Self {
+        Error::Validation {
+            message: "The request uses the same client token as a previous, but non-identical request. Do not reuse a client token with different requests, unless the requests are identical.".into(),
+            reason: ValidationReason::IdempotentParameterMismatch,
+            fields: vec![FieldViolation {
+                name: "clientToken".into(),
+                message: "Client token was used with a different request".into(),
+            }],
+        }
+    }
+}
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Self {
+        // Conflicts the domain expects (name taken, concurrent update) are handled where they
+        // occur; whatever reaches this conversion is a storage failure.
+        Error::Internal(e.to_string())
+    }
 }

@@ -1,1 +1,242 @@
-//! placeholder
+//! The AWS rest-json wire layer of Hangar.
+//!
+//! [`router`] answers every request on the port:
+//! - `GET /_hangar/health` (and anything else under `/_hangar/`): Hangar's own routes, no
+//!   signature needed.
+//! - Everything else is an AgentCore operation. The request goes through, in order:
+//!   1. routing — `(method, raw path)` against the model's `requestUri` templates
+//!      ([`routes`]);
+//!   2. SigV4 — the signature must be present and well formed ([`sigv4::parse`]), and in
+//!      [`AuthMode::Strict`] must verify ([`AuthMode::verify`]);
+//!   3. binding — URI labels, query, headers and JSON body become one JSON object keyed by
+//!      member name ([`bind`]), checked by `hangar_model::validate_input` and turned into a
+//!      typed `hangar_model::Input`;
+//!   4. the domain — `ControlPlane::execute`;
+//!   5. encoding — the `Output`'s members go to headers, status and JSON body ([`encode`]).
+//!
+//! Any failure becomes a [`WireError`], rendered in one place ([`error`]) exactly as botocore
+//! parses rest-json errors. Every response carries `x-amzn-RequestId`; the same id is in the
+//! domain's `RequestContext` and in the `request` tracing span.
+
+pub mod error;
+pub mod sigv4;
+
+mod bind;
+mod encode;
+mod panic;
+mod routes;
+
+pub use error::WireError;
+pub use sigv4::{AuthError, AuthMode, Credentials, CredentialsError};
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Extension, Json, Router};
+use bytes::Bytes;
+use hangar_domain::{ControlPlane, RequestContext};
+use hangar_model::{Input, OperationDef};
+use http::{HeaderValue, Method};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use routes::{Handler, Labels, RouteTable};
+use std::sync::Arc;
+use std::time::SystemTime;
+use tracing::Instrument;
+
+/// The largest body a JSON operation accepts (4 MiB). AgentCore's largest JSON inputs
+/// (runtime definitions with 50 environment variables of 5000 characters) stay well below
+/// it; anything bigger is refused before it is buffered.
+pub const MAX_JSON_BODY_BYTES: usize = 4 * 1024 * 1024;
+
+/// The response header carrying the request id (botocore's `ResponseMetadata.RequestId`).
+pub const REQUEST_ID_HEADER: &str = "x-amzn-requestid";
+
+/// Hangar's own routes live under this prefix; they are not AgentCore operations.
+const HANGAR_PREFIX: &str = "/_hangar/";
+
+/// What the router needs: the domain, how to authenticate, and the version to report.
+#[derive(Clone)]
+pub struct WireState {
+    pub control: Arc<ControlPlane>,
+    pub auth: AuthMode,
+    /// Reported by `GET /_hangar/health`.
+    pub version: String,
+}
+
+impl WireState {
+    /// A state reporting this crate's version (the workspace version).
+    pub fn new(control: Arc<ControlPlane>, auth: AuthMode) -> Self {
+        WireState {
+            control,
+            auth,
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        }
+    }
+
+    pub fn with_version(mut self, version: impl Into<String>) -> Self {
+        self.version = version.into();
+        self
+    }
+}
+
+/// The id of one request, as sent in `x-amzn-RequestId` and given to the domain. The request
+/// middleware puts it in the request extensions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestId(pub String);
+
+impl RequestId {
+    fn new() -> Self {
+        RequestId(uuid::Uuid::new_v4().to_string())
+    }
+}
+
+/// The router serving Hangar's own routes and every AgentCore operation. Serve it with
+/// `axum::serve(listener, router(state))`; it can be merged with other routers, whose
+/// responses then also get a request id and the panic safety net.
+pub fn router(state: WireState) -> Router {
+    let state = Arc::new(state);
+    Router::new()
+        .route("/_hangar/health", get(health).fallback(dispatch))
+        .fallback(dispatch)
+        .layer(middleware::from_fn(request_context))
+        .with_state(state)
+}
+
+/// Assigns the request id, opens the `request` span, catches panics, and stamps
+/// `x-amzn-RequestId` on whatever response comes back.
+async fn request_context(mut request: Request, next: Next) -> Response {
+    let request_id = RequestId::new();
+    let span = tracing::info_span!(
+        "request",
+        request_id = %request_id.0,
+        method = %request.method(),
+        path = request.uri().path(),
+        operation = tracing::field::Empty,
+    );
+    let header = HeaderValue::from_str(&request_id.0).ok();
+    request.extensions_mut().insert(request_id);
+    let outcome = panic::CatchUnwind::new(next.run(request)).instrument(span.clone()).await;
+    let mut response = match outcome {
+        Ok(response) => response,
+        Err(payload) => {
+            // Nothing should get here: every failure is supposed to be a `WireError`.
+            let _entered = span.enter();
+            WireError::Internal(format!("panic: {}", panic::message(&payload))).into_response()
+        }
+    };
+    if let Some(header) = header {
+        response.headers_mut().insert(REQUEST_ID_HEADER, header);
+    }
+    response
+}
+
+async fn health(State(state): State<Arc<WireState>>) -> Response {
+    Json(serde_json::json!({ "status": "ok", "version": state.version })).into_response()
+}
+
+async fn dispatch(
+    State(state): State<Arc<WireState>>,
+    Extension(request_id): Extension<RequestId>,
+    request: Request,
+) -> Response {
+    match handle(&state, request_id, request).await {
+        Ok(response) => {
+            tracing::debug!(status = response.status().as_u16(), "request completed");
+            response
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn handle(state: &WireState, request_id: RequestId, request: Request) -> Result<Response, WireError> {
+    let (parts, body) = request.into_parts();
+    let path = parts.uri.path();
+    if path.starts_with(HANGAR_PREFIX) {
+        return Err(WireError::unknown_operation(&parts.method, path));
+    }
+    let route = RouteTable::model().find(parts.method.as_str(), path);
+    if let Some(m) = &route {
+        tracing::Span::current().record("operation", m.target.def.name);
+    }
+
+    // Authentication comes before the 404 for unknown routes, as on AWS: an unsigned request
+    // learns nothing about which paths exist.
+    let presented = sigv4::parse(&parts)?;
+    let body = read_body(body, &parts.headers, MAX_JSON_BODY_BYTES).await?;
+    let signature = match presented {
+        sigv4::Presented::SigV4(signature) => signature,
+        sigv4::Presented::Bearer(_) => {
+            return Err(AuthError::IncompleteSignature(format!(
+                "This operation requires {} (SigV4) authentication, not a bearer token.",
+                sigv4::ALGORITHM
+            ))
+            .into())
+        }
+    };
+    let caller = state.auth.verify(&parts, &signature, &body, SystemTime::now())?;
+
+    let Some(m) = route else {
+        return Err(WireError::unknown_operation(&parts.method, path));
+    };
+    let ctx = RequestContext {
+        request_id: request_id.0,
+        access_key_id: Some(caller.access_key_id),
+    };
+    match m.target.handler {
+        Handler::Control => control(state, &ctx, m.target.def, &m.labels, &parts, body).await,
+        Handler::NotYetSupported => Err(hangar_domain::Error::Unsupported(format!(
+            "{} is not supported by this Hangar yet.",
+            m.target.def.name
+        ))
+        .into()),
+    }
+}
+
+/// A buffered JSON operation served by the control plane.
+async fn control(
+    state: &WireState,
+    ctx: &RequestContext,
+    def: &'static OperationDef,
+    labels: &Labels<'_>,
+    parts: &http::request::Parts,
+    body: Bytes,
+) -> Result<Response, WireError> {
+    let value = bind::bind_input(def, labels, parts.uri.query(), &parts.headers, body)?;
+    hangar_model::validate_input(def.op, &value)?;
+    let input = Input::from_value(def.op, value)
+        .map_err(|e| WireError::cannot_parse(format!("Could not parse the {} request: {e}", def.name)))?;
+    let output = state.control.execute(ctx, input).await?;
+    encode::encode_output(&output)
+}
+
+/// Buffers the body, refusing more than `limit` bytes (by `Content-Length` up front, else
+/// while reading).
+async fn read_body(body: Body, headers: &http::HeaderMap, limit: usize) -> Result<Bytes, WireError> {
+    let too_large = || {
+        WireError::cannot_parse(format!(
+            "The request body exceeds the maximum of {limit} bytes for this operation."
+        ))
+    };
+    let declared = headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
+        // The client went away or sent a broken chunked body: still a client error.
+        Err(e) => Err(WireError::cannot_parse(format!("Could not read the request body: {e}"))),
+    }
+}
+
+#[allow(dead_code)]
+fn _assert_send() {
+    fn is_send<T: Send>(_: T) {}
+    let _ = |state: &'static WireState, id: RequestId, req: Request| is_send(handle(state, id, req));
+    let _ = Method::GET;
+}

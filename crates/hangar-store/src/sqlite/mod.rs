@@ -1,0 +1,248 @@
+//! The SQLite implementation of [`Store`]: one file, WAL journaling, one writer thread and a
+//! pool of reader threads (see `workers` for why threads, and `schema` for durability).
+
+mod ops;
+mod schema;
+mod workers;
+
+use std::path::Path;
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use rusqlite::Connection;
+use tokio::sync::oneshot;
+
+use crate::{Record, Store, StoreError, Write};
+use workers::{ReadJob, WriterJob};
+
+/// The database file's name inside the directory given to [`SqliteStore::open`].
+const DATABASE_FILE: &str = "hangar.db";
+
+/// How [`SqliteStore::open_with`] sets up the database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SqliteOptions {
+    /// `false` (the default): `synchronous=NORMAL`. Every acknowledged commit survives the
+    /// process being killed (`kill -9`, a crash), but a power loss or OS crash can lose the
+    /// last transactions committed before the next WAL checkpoint (the database stays intact).
+    /// `true`: `synchronous=FULL`, which fsyncs the WAL on every commit so acknowledged commits
+    /// survive power loss too, at the cost of an fsync per (group of) commit(s).
+    pub synchronous_full: bool,
+    /// Connections (each on its own thread) serving reads while the writer writes. At least 1.
+    pub readers: usize,
+    /// How long a connection waits for a lock held by another connection or process before
+    /// failing with a backend error.
+    pub busy_timeout: Duration,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        SqliteOptions {
+            synchronous_full: false,
+            // Enough to keep two cores busy with reads while others wait on I/O or the writer.
+            readers: 4,
+            busy_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The SQLite [`Store`]. Dropping it finishes the queued work and closes the database.
+pub struct SqliteStore {
+    /// `Option` only so that `drop` can close the channel before joining the threads.
+    writer: Option<mpsc::Sender<WriterJob>>,
+    /// `None` for an in-memory store, whose reads go to the writer's connection.
+    readers: Option<mpsc::Sender<ReadJob>>,
+    threads: Vec<JoinHandle<()>>,
+    location: String,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) `<dir>/hangar.db` (create the directory), WAL mode, schema
+    /// migrations via PRAGMA user_version.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        Self::open_with(dir, SqliteOptions::default())
+    }
+
+    /// [`SqliteStore::open`] with explicit options.
+    pub fn open_with(dir: &Path, options: SqliteOptions) -> Result<Self, StoreError> {
+        let path = dir.join(DATABASE_FILE);
+        let location = path.display().to_string();
+        let in_context =
+            |e: StoreError| StoreError::Backend(format!("opening {location}: {}", message_of(e)));
+        std::fs::create_dir_all(dir).map_err(|e| {
+            StoreError::Backend(format!("creating the directory {}: {e}", dir.display()))
+        })?;
+
+        let mut writer = Connection::open(&path)
+            .map_err(|e| in_context(backend("opening the writer connection", e)))?;
+        schema::configure_common(&writer, options.busy_timeout).map_err(in_context)?;
+        schema::configure_writer(&writer, options.synchronous_full).map_err(in_context)?;
+        schema::migrate(&mut writer).map_err(in_context)?;
+
+        // Readers open after the writer has switched the file to WAL and migrated it, so they
+        // never see a half-built schema.
+        let mut reader_connections = Vec::with_capacity(options.readers.max(1));
+        for _ in 0..options.readers.max(1) {
+            let conn = Connection::open(&path)
+                .map_err(|e| in_context(backend("opening a reader connection", e)))?;
+            schema::configure_common(&conn, options.busy_timeout).map_err(in_context)?;
+            schema::configure_reader(&conn).map_err(in_context)?;
+            reader_connections.push(conn);
+        }
+
+        let mut store = Self::start(writer, location)?;
+        let (read_tx, read_rx) = mpsc::channel();
+        let read_rx = Arc::new(Mutex::new(read_rx));
+        store.readers = Some(read_tx);
+        for (index, conn) in reader_connections.into_iter().enumerate() {
+            // On failure `store` drops here, which stops the threads already started.
+            let thread = workers::spawn_reader(index, conn, Arc::clone(&read_rx))?;
+            store.threads.push(thread);
+        }
+        tracing::info!(
+            path = %store.location,
+            synchronous_full = options.synchronous_full,
+            readers = options.readers.max(1),
+            "opened the SQLite store"
+        );
+        Ok(store)
+    }
+
+    /// A private, empty database that lives as long as the store; for unit tests above the store.
+    pub fn open_in_memory() -> Result<Self, StoreError> {
+        let in_context = |e: StoreError| {
+            StoreError::Backend(format!("opening an in-memory database: {}", message_of(e)))
+        };
+        let mut conn = Connection::open_in_memory()
+            .map_err(|e| in_context(backend("opening the connection", e)))?;
+        schema::configure_common(&conn, SqliteOptions::default().busy_timeout)
+            .map_err(in_context)?;
+        schema::configure_writer(&conn, false).map_err(in_context)?;
+        schema::migrate(&mut conn).map_err(in_context)?;
+        // Another connection cannot see this database, so the writer serves the reads too.
+        Self::start(conn, ":memory:".into())
+    }
+
+    fn start(writer: Connection, location: String) -> Result<Self, StoreError> {
+        let (tx, rx) = mpsc::channel();
+        let thread = workers::spawn_writer(writer, rx)?;
+        Ok(SqliteStore {
+            writer: Some(tx),
+            readers: None,
+            threads: vec![thread],
+            location,
+        })
+    }
+
+    /// Runs `read` on a reader connection (or the writer's, in memory).
+    async fn read<T, F>(&self, read: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let job: ReadJob = Box::new(move |conn| {
+            // The caller may have stopped waiting; then no one needs the answer.
+            let _ = reply.send(read(conn));
+        });
+        let queued = match (&self.readers, &self.writer) {
+            (Some(readers), _) => readers.send(job).is_ok(),
+            (None, Some(writer)) => writer.send(WriterJob::Read(job)).is_ok(),
+            (None, None) => false,
+        };
+        if !queued {
+            return Err(stopped());
+        }
+        answer.await.map_err(|_| {
+            StoreError::Backend("a storage read was abandoned (the log says why)".into())
+        })?
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for SqliteStore {
+    async fn get(&self, collection: &str, key: &str) -> Result<Option<Record>, StoreError> {
+        let (collection, key) = (collection.to_owned(), key.to_owned());
+        self.read(move |conn| ops::get(conn, &collection, &key))
+            .await
+    }
+
+    async fn get_by_name(
+        &self,
+        collection: &str,
+        name: &str,
+    ) -> Result<Option<Record>, StoreError> {
+        let (collection, name) = (collection.to_owned(), name.to_owned());
+        self.read(move |conn| ops::get_by_name(conn, &collection, &name))
+            .await
+    }
+
+    async fn list(
+        &self,
+        collection: &str,
+        parent: Option<&str>,
+        after_seq: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<Record>, StoreError> {
+        let (collection, parent) = (collection.to_owned(), parent.map(str::to_owned));
+        self.read(move |conn| ops::list(conn, &collection, parent.as_deref(), after_seq, limit))
+            .await
+    }
+
+    async fn commit(&self, writes: Vec<Write>) -> Result<Vec<Option<Record>>, StoreError> {
+        if writes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (reply, answer) = oneshot::channel();
+        let writer = self.writer.as_ref().ok_or_else(stopped)?;
+        writer
+            .send(WriterJob::Commit { writes, reply })
+            .map_err(|_| stopped())?;
+        // If this future is dropped now the commit still happens: it is already queued, and
+        // a half-applied commit is not possible either way.
+        answer.await.map_err(|_| {
+            StoreError::Backend("a storage commit was abandoned (the log says why)".into())
+        })?
+    }
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("location", &self.location)
+            .field("readers", &(self.threads.len() - 1))
+            .finish()
+    }
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        // Closing the channels lets each thread finish its queued jobs and exit; joining them
+        // closes every connection before the store is gone, so reopening the same directory
+        // right away never races with a connection still being torn down.
+        self.readers = None;
+        self.writer = None;
+        for thread in self.threads.drain(..) {
+            if thread.join().is_err() {
+                tracing::error!(location = %self.location, "a storage thread panicked");
+            }
+        }
+    }
+}
+
+/// Wraps a SQLite error with what the store was doing; the only way rusqlite errors leave this
+/// module, so nothing SQLite-specific reaches the trait's users.
+fn backend(context: &str, error: rusqlite::Error) -> StoreError {
+    StoreError::Backend(format!("{context}: {error}"))
+}
+
+fn message_of(error: StoreError) -> String {
+    match error {
+        StoreError::Backend(message) => message,
+        other => other.to_string(),
+    }
+}
+
+fn stopped() -> StoreError {
+    StoreError::Backend("the storage threads have stopped".into())
+}

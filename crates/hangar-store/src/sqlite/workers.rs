@@ -1,0 +1,203 @@
+//! The threads that own SQLite connections.
+//!
+//! SQLite calls block, so they never run on the async runtime: each connection lives on a
+//! dedicated thread and async callers hand it work over a channel, getting the answer back on
+//! a oneshot. There is exactly one writer thread, so writes are serialized without any lock
+//! contention inside SQLite, and a pool of reader threads that share one queue; in WAL mode the
+//! readers see the last committed state and never wait for the writer.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{mpsc, Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+
+use rusqlite::Connection;
+use tokio::sync::oneshot;
+
+use super::{backend, ops};
+use crate::{Record, StoreError, Write};
+
+/// A read to run on some connection; it sends its own result back.
+pub(super) type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
+
+pub(super) type CommitResult = Result<Vec<Option<Record>>, StoreError>;
+
+pub(super) enum WriterJob {
+    Commit {
+        writes: Vec<Write>,
+        reply: oneshot::Sender<CommitResult>,
+    },
+    /// Only for stores without reader connections (in memory), where the writer's connection
+    /// is the only one that sees the data.
+    Read(ReadJob),
+}
+
+/// The most commits folded into one SQLite transaction. Bounded so that a flood of writers
+/// cannot delay the first commit of a group indefinitely.
+const MAX_GROUP: usize = 128;
+
+pub(super) fn spawn_writer(
+    conn: Connection,
+    jobs: mpsc::Receiver<WriterJob>,
+) -> Result<JoinHandle<()>, StoreError> {
+    std::thread::Builder::new()
+        .name("hangar-store-writer".into())
+        .spawn(move || writer_loop(conn, jobs))
+        .map_err(|e| StoreError::Backend(format!("starting the storage writer thread: {e}")))
+}
+
+pub(super) fn spawn_reader(
+    index: usize,
+    conn: Connection,
+    jobs: Arc<Mutex<mpsc::Receiver<ReadJob>>>,
+) -> Result<JoinHandle<()>, StoreError> {
+    std::thread::Builder::new()
+        .name(format!("hangar-store-reader-{index}"))
+        .spawn(move || loop {
+            // The guard is a temporary of this statement: the lock is released before the job
+            // runs, so another reader can pick up the next job meanwhile.
+            let job = jobs.lock().unwrap_or_else(PoisonError::into_inner).recv();
+            match job {
+                Ok(job) => run_read(&conn, job),
+                // The store was dropped.
+                Err(mpsc::RecvError) => break,
+            }
+        })
+        .map_err(|e| StoreError::Backend(format!("starting storage reader thread {index}: {e}")))
+}
+
+fn run_read(conn: &Connection, job: ReadJob) {
+    // A panic drops the job's reply sender, so its caller gets an error; the connection is
+    // untouched by a read and stays usable for the next one.
+    if catch_unwind(AssertUnwindSafe(|| job(conn))).is_err() {
+        tracing::error!("a storage read panicked; its caller got an error");
+    }
+}
+
+struct PendingCommit {
+    writes: Vec<Write>,
+    reply: oneshot::Sender<CommitResult>,
+}
+
+fn writer_loop(conn: Connection, jobs: mpsc::Receiver<WriterJob>) {
+    let mut group = Vec::new();
+    while let Ok(first) = jobs.recv() {
+        // Group commit: whatever commits queued up while the previous group was being written
+        // go into one transaction (each in its own savepoint, so they still succeed or fail
+        // independently). That saves a transaction per commit under load — and an fsync per
+        // commit with synchronous=FULL — while a lone commit is written immediately.
+        let mut next = Some(first);
+        while let Some(job) = next.take() {
+            match job {
+                // No transaction is open here, so a read sees only committed data.
+                WriterJob::Read(read) => run_read(&conn, read),
+                WriterJob::Commit { writes, reply } => {
+                    group.push(PendingCommit { writes, reply })
+                }
+            }
+            if group.len() < MAX_GROUP {
+                next = jobs.try_recv().ok();
+            }
+        }
+        if group.is_empty() {
+            continue;
+        }
+        let pending = std::mem::take(&mut group);
+        if catch_unwind(AssertUnwindSafe(|| commit_group(&conn, pending))).is_err() {
+            // The unwinding dropped the group's reply senders, so each of its callers got an
+            // error. Leave the connection clean for the next group.
+            tracing::error!("a storage commit panicked; rolling its group back");
+            if !conn.is_autocommit() {
+                if let Err(e) = conn.execute_batch("ROLLBACK") {
+                    tracing::error!(error = %e, "rolling back after a panicked commit failed");
+                }
+            }
+        }
+    }
+}
+
+/// Writes a group of commits in one transaction and answers each caller.
+fn commit_group(conn: &Connection, group: Vec<PendingCommit>) {
+    // Commits that succeeded inside the open transaction; answered once it is committed.
+    let mut applied: Vec<(oneshot::Sender<CommitResult>, Vec<Option<Record>>)> =
+        Vec::with_capacity(group.len());
+    let mut in_transaction = false;
+    for PendingCommit { writes, reply } in group {
+        if !in_transaction {
+            if let Err(e) = exec(conn, "BEGIN IMMEDIATE") {
+                let _ = reply.send(Err(backend("starting a write transaction", e)));
+                continue;
+            }
+            in_transaction = true;
+        }
+        if let Err(e) = exec(conn, "SAVEPOINT hangar_commit") {
+            let _ = reply.send(Err(backend("starting a savepoint", e)));
+            continue;
+        }
+        let failure = match ops::apply(conn, writes) {
+            Ok(results) => match exec(conn, "RELEASE hangar_commit") {
+                Ok(()) => {
+                    applied.push((reply, results));
+                    continue;
+                }
+                Err(e) => backend("releasing a savepoint", e),
+            },
+            Err(failure) => failure,
+        };
+        // This commit failed: undo exactly its writes and keep the others of the group.
+        if conn.is_autocommit() {
+            // SQLite rolled the whole transaction back by itself (it does so on I/O errors,
+            // a full disk, out of memory): the group's earlier commits are gone too.
+            tracing::warn!(error = %failure, "a storage error aborted a group of commits");
+            let error = StoreError::Backend(format!(
+                "the transaction was rolled back by a storage error: {failure}"
+            ));
+            fail_all(&mut applied, &error);
+            in_transaction = false;
+        } else if let Err(e) = exec(conn, "ROLLBACK TO hangar_commit")
+            .and_then(|()| exec(conn, "RELEASE hangar_commit"))
+        {
+            tracing::error!(error = %e, "rolling back a failed commit failed; abandoning its group");
+            let error = backend("rolling back a savepoint", e);
+            fail_all(&mut applied, &error);
+            if let Err(e) = exec(conn, "ROLLBACK") {
+                tracing::error!(error = %e, "rolling back the abandoned group failed");
+            }
+            in_transaction = false;
+        }
+        let _ = reply.send(Err(failure));
+    }
+    if !in_transaction {
+        return;
+    }
+    match exec(conn, "COMMIT") {
+        Ok(()) => {
+            for (reply, results) in applied {
+                // A caller that stopped waiting has no one to tell; its writes stand.
+                let _ = reply.send(Ok(results));
+            }
+        }
+        Err(e) => {
+            let error = backend("committing", e);
+            if !conn.is_autocommit() {
+                if let Err(e) = exec(conn, "ROLLBACK") {
+                    tracing::error!(error = %e, "rolling back a failed commit failed");
+                }
+            }
+            fail_all(&mut applied, &error);
+        }
+    }
+}
+
+fn fail_all(
+    applied: &mut Vec<(oneshot::Sender<CommitResult>, Vec<Option<Record>>)>,
+    error: &StoreError,
+) {
+    for (reply, _) in applied.drain(..) {
+        let _ = reply.send(Err(error.clone()));
+    }
+}
+
+/// Runs a parameterless statement through the statement cache (these run on every commit).
+fn exec(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(drop)
+}
