@@ -283,3 +283,20 @@ mod tests {
         );
     }
 }
+#[cfg(test)]
+mod tmpbench {
+    use super::*;
+    #[test]
+    #[ignore]
+    fn sign_cost() {
+        let t = Target::new("http://127.0.0.1:5055", None, "us-east-1", "bedrock-agentcore", "testing", "testing").unwrap();
+        let n = 100_000;
+        let s = std::time::Instant::now();
+        for _ in 0..n { std::hint::black_box(t.sign(&Method::GET, "/runtimes/abc-123/", None, SystemTime::now()).unwrap()); }
+        eprintln!("sign get: {:?}/op", s.elapsed() / n);
+        let body = vec![b'x'; 300];
+        let s = std::time::Instant::now();
+        for _ in 0..n { std::hint::black_box(t.sign(&Method::PUT, "/runtimes/", Some(&body), SystemTime::now()).unwrap()); }
+        eprintln!("sign put: {:?}/op", s.elapsed() / n);
+    }
+}

@@ -38,7 +38,7 @@ use axum::{Extension, Json, Router};
 use bytes::Bytes;
 use hangar_domain::{ControlPlane, RequestContext};
 use hangar_model::{Input, OperationDef};
-use http::{HeaderValue, Method};
+use http::HeaderValue;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use routes::{Handler, Labels, RouteTable};
 use std::sync::Arc;
@@ -232,11 +232,4 @@ async fn read_body(body: Body, headers: &http::HeaderMap, limit: usize) -> Resul
         // The client went away or sent a broken chunked body: still a client error.
         Err(e) => Err(WireError::cannot_parse(format!("Could not read the request body: {e}"))),
     }
-}
-
-#[allow(dead_code)]
-fn _assert_send() {
-    fn is_send<T: Send>(_: T) {}
-    let _ = |state: &'static WireState, id: RequestId, req: Request| is_send(handle(state, id, req));
-    let _ = Method::GET;
 }
