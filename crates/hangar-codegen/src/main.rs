@@ -113,7 +113,9 @@ fn run() -> Result<()> {
             println!("hangar-codegen: generated files are up to date");
             return Ok(());
         }
-        eprintln!("hangar-codegen: generated files are out of date; run `cargo run -p hangar-codegen`:");
+        eprintln!(
+            "hangar-codegen: generated files are out of date; run `cargo run -p hangar-codegen`:"
+        );
         for s in stale {
             eprintln!("  {s}");
         }
@@ -123,7 +125,9 @@ fn run() -> Result<()> {
     std::fs::create_dir_all(&out_dir).with_context(|| format!("creating {OUT_DIR}"))?;
     for (name, content) in &files {
         let path = out_dir.join(name);
-        let same = std::fs::read_to_string(&path).map(|e| e == *content).unwrap_or(false);
+        let same = std::fs::read_to_string(&path)
+            .map(|e| e == *content)
+            .unwrap_or(false);
         if !same {
             std::fs::write(&path, content).with_context(|| format!("writing {OUT_DIR}/{name}"))?;
             println!("wrote {OUT_DIR}/{name}");
@@ -154,7 +158,8 @@ fn find_root() -> Result<PathBuf> {
 }
 
 fn obj<'a>(v: &'a Value, what: &str) -> Result<&'a Map<String, Value>> {
-    v.as_object().ok_or_else(|| anyhow!("{what} is not an object"))
+    v.as_object()
+        .ok_or_else(|| anyhow!("{what} is not an object"))
 }
 
 impl Gen {
@@ -163,13 +168,15 @@ impl Gen {
         for svc in [Svc::Control, Svc::Data] {
             let text = std::fs::read_to_string(root.join(svc.model_path()))
                 .with_context(|| format!("reading {}", svc.model_path()))?;
-            let v: Value = serde_json::from_str(&text).with_context(|| format!("parsing {}", svc.model_path()))?;
+            let v: Value = serde_json::from_str(&text)
+                .with_context(|| format!("parsing {}", svc.model_path()))?;
             let shapes = obj(&v["shapes"], "shapes")?.clone();
             let operations = obj(&v["operations"], "operations")?.clone();
             models.insert(svc, ServiceModel { shapes, operations });
         }
         let mut ops = Vec::new();
-        let text = std::fs::read_to_string(root.join(OPERATIONS)).context("reading operations.txt")?;
+        let text =
+            std::fs::read_to_string(root.join(OPERATIONS)).context("reading operations.txt")?;
         let mut seen = HashSet::new();
         for (i, line) in text.lines().enumerate() {
             let line = line.trim();
@@ -182,12 +189,18 @@ impl Gen {
                 Some("data") => Svc::Data,
                 other => bail!("{OPERATIONS}:{}: unknown service {other:?}", i + 1),
             };
-            let name = parts.next().ok_or_else(|| anyhow!("{OPERATIONS}:{}: missing operation", i + 1))?;
+            let name = parts
+                .next()
+                .ok_or_else(|| anyhow!("{OPERATIONS}:{}: missing operation", i + 1))?;
             if parts.next().is_some() {
                 bail!("{OPERATIONS}:{}: trailing text", i + 1);
             }
             if !models[&svc].operations.contains_key(name) {
-                bail!("{OPERATIONS}:{}: {name} is not an operation of {}", i + 1, svc.module());
+                bail!(
+                    "{OPERATIONS}:{}: {name} is not an operation of {}",
+                    i + 1,
+                    svc.module()
+                );
             }
             if !seen.insert(name.to_string()) {
                 bail!("{OPERATIONS}:{}: duplicate operation {name}", i + 1);
@@ -195,7 +208,13 @@ impl Gen {
             ops.push((svc, name.to_string()));
         }
 
-        let mut gen = Gen { models, ops, table: Vec::new(), ids: BTreeMap::new(), typed: BTreeMap::new() };
+        let mut gen = Gen {
+            models,
+            ops,
+            table: Vec::new(),
+            ids: BTreeMap::new(),
+            typed: BTreeMap::new(),
+        };
 
         // Table shapes: reachable from input, output and errors.
         let mut table: BTreeMap<Svc, BTreeSet<String>> = BTreeMap::new();
@@ -214,7 +233,9 @@ impl Gen {
             }
             if let Some(errs) = op.get("errors").and_then(Value::as_array) {
                 for e in errs {
-                    let s = e["shape"].as_str().ok_or_else(|| anyhow!("bad error ref in {name}"))?;
+                    let s = e["shape"]
+                        .as_str()
+                        .ok_or_else(|| anyhow!("bad error ref in {name}"))?;
                     gen.walk(svc, s, table.get_mut(&svc).unwrap())?;
                 }
             }
@@ -230,7 +251,9 @@ impl Gen {
     }
 
     fn shape(&self, svc: Svc, name: &str) -> &Map<String, Value> {
-        self.models[&svc].shapes[name].as_object().expect("shape is an object")
+        self.models[&svc].shapes[name]
+            .as_object()
+            .expect("shape is an object")
     }
 
     fn walk(&self, svc: Svc, name: &str, into: &mut BTreeSet<String>) -> Result<()> {
@@ -281,7 +304,10 @@ impl Gen {
         }
         let mut out = BTreeMap::new();
         for (name, src) in files {
-            out.insert(name.clone(), rustfmt(&src).with_context(|| format!("formatting {name}"))?);
+            out.insert(
+                name.clone(),
+                rustfmt(&src).with_context(|| format!("formatting {name}"))?,
+            );
         }
         Ok(out)
     }
@@ -309,17 +335,32 @@ impl Gen {
 
     fn render_shapes(&self) -> Result<String> {
         let mut s = self.header(&self.all_sources());
-        s.push_str("//! The shape table: every shape reachable from the implemented operations' input,\n");
+        s.push_str(
+            "//! The shape table: every shape reachable from the implemented operations' input,\n",
+        );
         s.push_str("//! output and error shapes. Ids `0..CONTROL_SHAPE_COUNT` are `bedrock-agentcore-control`\n");
-        s.push_str("//! shapes, the rest `bedrock-agentcore` shapes; each range is sorted by name.\n\n");
+        s.push_str(
+            "//! shapes, the rest `bedrock-agentcore` shapes; each range is sorted by name.\n\n",
+        );
         s.push_str("use crate::schema::{Location, Member, Shape, ShapeKind};\n\n");
-        let nc = self.table.iter().filter(|(svc, _)| *svc == Svc::Control).count();
-        let _ = writeln!(s, "/// Number of `bedrock-agentcore-control` shapes at the start of [`SHAPES`].");
+        let nc = self
+            .table
+            .iter()
+            .filter(|(svc, _)| *svc == Svc::Control)
+            .count();
+        let _ = writeln!(
+            s,
+            "/// Number of `bedrock-agentcore-control` shapes at the start of [`SHAPES`]."
+        );
         let _ = writeln!(s, "pub const CONTROL_SHAPE_COUNT: usize = {nc};\n");
         // Patterns live in their own consts: a literal wider than the line limit inside the
         // table would make rustfmt leave the whole table unformatted.
         for (id, (svc, name)) in self.table.iter().enumerate() {
-            if let Some(p) = self.shape(*svc, name).get("pattern").and_then(Value::as_str) {
+            if let Some(p) = self
+                .shape(*svc, name)
+                .get("pattern")
+                .and_then(Value::as_str)
+            {
                 let _ = writeln!(s, "const PATTERN_{id}: &str = {};", lit(p));
             }
         }
@@ -327,9 +368,16 @@ impl Gen {
         s.push_str("pub static SHAPES: &[Shape] = &[\n");
         for (svc, name) in &self.table {
             let sh = self.shape(*svc, name);
-            let sensitive = sh.get("sensitive").and_then(Value::as_bool).unwrap_or(false);
+            let sensitive = sh
+                .get("sensitive")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
             let kind = self.shape_kind(*svc, name, sh)?;
-            let _ = writeln!(s, "Shape {{ name: {}, kind: {kind}, sensitive: {sensitive} }},", lit(name));
+            let _ = writeln!(
+                s,
+                "Shape {{ name: {}, kind: {kind}, sensitive: {sensitive} }},",
+                lit(name)
+            );
         }
         s.push_str("];\n");
         Ok(s)
@@ -365,23 +413,36 @@ impl Gen {
                     .unwrap_or_default();
                 let payload = sh.get("payload").and_then(Value::as_str);
                 let union = sh.get("union").and_then(Value::as_bool).unwrap_or(false)
-                    || sh.get("eventstream").and_then(Value::as_bool).unwrap_or(false);
+                    || sh
+                        .get("eventstream")
+                        .and_then(Value::as_bool)
+                        .unwrap_or(false);
                 let document = sh.get("document").and_then(Value::as_bool).unwrap_or(false);
                 let mut members = String::new();
                 if let Some(ms) = sh.get("members").and_then(Value::as_object) {
                     for (mname, m) in ms {
-                        let target = m["shape"].as_str().ok_or_else(|| anyhow!("{name}.{mname}: no shape"))?;
-                        let loc_name = m.get("locationName").and_then(Value::as_str).unwrap_or(mname);
+                        let target = m["shape"]
+                            .as_str()
+                            .ok_or_else(|| anyhow!("{name}.{mname}: no shape"))?;
+                        let loc_name = m
+                            .get("locationName")
+                            .and_then(Value::as_str)
+                            .unwrap_or(mname);
                         let location = match m.get("location").and_then(Value::as_str) {
                             Some("uri") => format!("Location::Uri({})", lit(loc_name)),
                             Some("querystring") => format!("Location::Query({})", lit(loc_name)),
                             Some("header") => format!("Location::Header({})", lit(loc_name)),
                             Some("statusCode") => "Location::StatusCode".to_string(),
                             Some(other) => bail!("{name}.{mname}: unsupported location {other}"),
-                            None if payload == Some(mname.as_str()) => "Location::Payload".to_string(),
+                            None if payload == Some(mname.as_str()) => {
+                                "Location::Payload".to_string()
+                            }
                             None => "Location::Body".to_string(),
                         };
-                        let idem = m.get("idempotencyToken").and_then(Value::as_bool).unwrap_or(false);
+                        let idem = m
+                            .get("idempotencyToken")
+                            .and_then(Value::as_bool)
+                            .unwrap_or(false);
                         let _ = write!(
                             members,
                             "Member {{ name: {}, shape: {}, required: {}, location: {location}, idempotency_token: {idem} }},",
@@ -394,12 +455,23 @@ impl Gen {
                 format!("ShapeKind::Structure {{ members: &[{members}], union: {union}, document: {document} }}")
             }
             "list" => {
-                let member = sh["member"]["shape"].as_str().ok_or_else(|| anyhow!("{name}: list without member"))?;
-                format!("ShapeKind::List {{ member: {}, min: {}, max: {} }}", self.id(svc, member), u("min"), u("max"))
+                let member = sh["member"]["shape"]
+                    .as_str()
+                    .ok_or_else(|| anyhow!("{name}: list without member"))?;
+                format!(
+                    "ShapeKind::List {{ member: {}, min: {}, max: {} }}",
+                    self.id(svc, member),
+                    u("min"),
+                    u("max")
+                )
             }
             "map" => {
-                let key = sh["key"]["shape"].as_str().ok_or_else(|| anyhow!("{name}: map without key"))?;
-                let value = sh["value"]["shape"].as_str().ok_or_else(|| anyhow!("{name}: map without value"))?;
+                let key = sh["key"]["shape"]
+                    .as_str()
+                    .ok_or_else(|| anyhow!("{name}: map without key"))?;
+                let value = sh["value"]["shape"]
+                    .as_str()
+                    .ok_or_else(|| anyhow!("{name}: map without value"))?;
                 format!(
                     "ShapeKind::Map {{ key: {}, value: {}, min: {}, max: {} }}",
                     self.id(svc, key),
@@ -425,14 +497,29 @@ impl Gen {
                     enums.join(", ")
                 )
             }
-            "integer" => format!("ShapeKind::Integer {{ min: {}, max: {} }}", i("min"), i("max")),
+            "integer" => format!(
+                "ShapeKind::Integer {{ min: {}, max: {} }}",
+                i("min"),
+                i("max")
+            ),
             "long" => format!("ShapeKind::Long {{ min: {}, max: {} }}", i("min"), i("max")),
-            "double" | "float" => format!("ShapeKind::Double {{ min: {}, max: {} }}", f("min"), f("max")),
+            "double" | "float" => format!(
+                "ShapeKind::Double {{ min: {}, max: {} }}",
+                f("min"),
+                f("max")
+            ),
             "boolean" => "ShapeKind::Boolean".to_string(),
             "timestamp" => "ShapeKind::Timestamp".to_string(),
             "blob" => {
-                let streaming = sh.get("streaming").and_then(Value::as_bool).unwrap_or(false);
-                format!("ShapeKind::Blob {{ min: {}, max: {}, streaming: {streaming} }}", u("min"), u("max"))
+                let streaming = sh
+                    .get("streaming")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false);
+                format!(
+                    "ShapeKind::Blob {{ min: {}, max: {}, streaming: {streaming} }}",
+                    u("min"),
+                    u("max")
+                )
             }
             other => bail!("{name}: unsupported shape type {other}"),
         })
@@ -473,7 +560,10 @@ impl Gen {
             let http = &op["http"];
             let method = http["method"].as_str().unwrap_or("POST");
             let uri = http["requestUri"].as_str().unwrap_or("/");
-            let code = http.get("responseCode").and_then(Value::as_u64).unwrap_or(200);
+            let code = http
+                .get("responseCode")
+                .and_then(Value::as_u64)
+                .unwrap_or(200);
             let shape_ref = |k: &str| match op.get(k).and_then(|v| v["shape"].as_str()) {
                 Some(sh) => format!("Some({})", self.id(*svc, sh)),
                 None => "None".to_string(),
@@ -481,7 +571,12 @@ impl Gen {
             let errors: Vec<String> = op
                 .get("errors")
                 .and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(|e| e["shape"].as_str()).map(lit).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|e| e["shape"].as_str())
+                        .map(lit)
+                        .collect()
+                })
                 .unwrap_or_default();
             let _ = writeln!(
                 s,
@@ -508,8 +603,16 @@ impl Gen {
         s.push_str("#![allow(clippy::large_enum_variant)]\n\n");
         s.push_str("use super::operations::Operation;\nuse super::{control, data};\n\n");
         for (enum_name, key, doc) in [
-            ("Input", "input", "The typed input of an operation (its botocore input shape)."),
-            ("Output", "output", "The typed output of an operation (its botocore output shape)."),
+            (
+                "Input",
+                "input",
+                "The typed input of an operation (its botocore input shape).",
+            ),
+            (
+                "Output",
+                "output",
+                "The typed output of an operation (its botocore output shape).",
+            ),
         ] {
             let variants: Vec<(String, String)> = self
                 .ops
@@ -523,7 +626,10 @@ impl Gen {
                     (name.clone(), ty)
                 })
                 .collect();
-            let _ = writeln!(s, "/// {doc}\n#[derive(Debug, Clone, PartialEq)]\npub enum {enum_name} {{");
+            let _ = writeln!(
+                s,
+                "/// {doc}\n#[derive(Debug, Clone, PartialEq)]\npub enum {enum_name} {{"
+            );
             for (name, ty) in &variants {
                 let _ = writeln!(s, "{name}({ty}),");
             }
@@ -542,9 +648,15 @@ impl Gen {
             );
             for (name, ty) in &variants {
                 if ty == "()" {
-                    let _ = writeln!(s, "Operation::{name} => {{ let _ = v; {enum_name}::{name}(()) }}");
+                    let _ = writeln!(
+                        s,
+                        "Operation::{name} => {{ let _ = v; {enum_name}::{name}(()) }}"
+                    );
                 } else {
-                    let _ = writeln!(s, "Operation::{name} => {enum_name}::{name}(serde_json::from_value(v)?),");
+                    let _ = writeln!(
+                        s,
+                        "Operation::{name} => {enum_name}::{name}(serde_json::from_value(v)?),"
+                    );
                 }
             }
             s.push_str("})\n}\n\n");
@@ -560,7 +672,9 @@ impl Gen {
                     let _ = writeln!(s, "{enum_name}::{name}(x) => serde_json::to_value(x),");
                 }
             }
-            s.push_str("};\nv.expect(\"generated model types always serialize to JSON\")\n}\n}\n\n");
+            s.push_str(
+                "};\nv.expect(\"generated model types always serialize to JSON\")\n}\n}\n\n",
+            );
         }
         s
     }
@@ -584,7 +698,10 @@ impl Gen {
             "boolean" => "bool".to_string(),
             "timestamp" => "Timestamp".to_string(),
             "blob" => "Blob".to_string(),
-            "list" => format!("Vec<{}>", self.rust_type(svc, sh["member"]["shape"].as_str().unwrap_or(""))?),
+            "list" => format!(
+                "Vec<{}>",
+                self.rust_type(svc, sh["member"]["shape"].as_str().unwrap_or(""))?
+            ),
             "map" => format!(
                 "BTreeMap<{}, {}>",
                 self.rust_type(svc, sh["key"]["shape"].as_str().unwrap_or(""))?,
@@ -625,7 +742,11 @@ impl Gen {
                     .map(|ms| {
                         ms.iter().all(|(mname, m)| {
                             !required.contains(mname.as_str())
-                                || self.has_default(svc, m["shape"].as_str().unwrap_or(""), visiting)
+                                || self.has_default(
+                                    svc,
+                                    m["shape"].as_str().unwrap_or(""),
+                                    visiting,
+                                )
                         })
                     })
                     .unwrap_or(true);
@@ -645,13 +766,27 @@ impl Gen {
             return false;
         }
         let sh = self.shape(svc, from);
-        self.targets(sh).iter().any(|t| self.reaches(svc, t, to, seen))
+        self.targets(sh)
+            .iter()
+            .any(|t| self.reaches(svc, t, to, seen))
     }
 
     fn render_types(&self, svc: Svc) -> Result<String> {
         let mut body = String::new();
         let names = &self.typed[&svc];
-        let reserved = ["String", "Vec", "Option", "Box", "Result", "BTreeMap", "Timestamp", "Blob", "Serialize", "Deserialize", "Value"];
+        let reserved = [
+            "String",
+            "Vec",
+            "Option",
+            "Box",
+            "Result",
+            "BTreeMap",
+            "Timestamp",
+            "Blob",
+            "Serialize",
+            "Deserialize",
+            "Value",
+        ];
         let mut uses_ts = false;
         let mut uses_blob = false;
         let mut uses_map = false;
@@ -663,7 +798,10 @@ impl Gen {
                 continue;
             }
             if reserved.contains(&name.as_str()) {
-                bail!("{}: shape name {name} collides with a name the generated code uses", svc.module());
+                bail!(
+                    "{}: shape name {name} collides with a name the generated code uses",
+                    svc.module()
+                );
             }
             if ty == "string" {
                 self.render_enum(&mut body, name, sh)?;
@@ -676,12 +814,19 @@ impl Gen {
             let members: Vec<(String, String)> = sh
                 .get("members")
                 .and_then(Value::as_object)
-                .map(|ms| ms.iter().map(|(k, v)| (k.clone(), v["shape"].as_str().unwrap_or("").to_string())).collect())
+                .map(|ms| {
+                    ms.iter()
+                        .map(|(k, v)| (k.clone(), v["shape"].as_str().unwrap_or("").to_string()))
+                        .collect()
+                })
                 .unwrap_or_default();
             let mut fields = Vec::new();
             for (mname, target) in &members {
                 let mut t = self.rust_type(svc, target)?;
-                if self.reaches(svc, target, name, &mut HashSet::new()) && !t.starts_with("Vec<") && !t.starts_with("BTreeMap<") {
+                if self.reaches(svc, target, name, &mut HashSet::new())
+                    && !t.starts_with("Vec<")
+                    && !t.starts_with("BTreeMap<")
+                {
                     t = format!("Box<{t}>");
                 }
                 uses_ts |= t.contains("Timestamp");
@@ -692,7 +837,11 @@ impl Gen {
             if is_union(sh) {
                 self.render_union(&mut body, name, &fields);
             } else {
-                let default = if self.has_default(svc, name, &mut Vec::new()) { ", Default" } else { "" };
+                let default = if self.has_default(svc, name, &mut Vec::new()) {
+                    ", Default"
+                } else {
+                    ""
+                };
                 let required = required_set(sh);
                 let _ = writeln!(
                     body,
@@ -706,7 +855,8 @@ impl Gen {
                     }
                     let field = rust_ident(&field);
                     if required.contains(mname.as_str()) {
-                        let _ = writeln!(body, "#[serde(rename = {})]\npub {field}: {t},", lit(mname));
+                        let _ =
+                            writeln!(body, "#[serde(rename = {})]\npub {field}: {t},", lit(mname));
                     } else {
                         let _ = writeln!(
                             body,
@@ -748,7 +898,12 @@ impl Gen {
     }
 
     fn render_enum(&self, body: &mut String, name: &str, sh: &Map<String, Value>) -> Result<()> {
-        let values: Vec<&str> = sh["enum"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+        let values: Vec<&str> = sh["enum"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
         let mut used = HashSet::new();
         let mut variants = Vec::new();
         for v in &values {
@@ -776,7 +931,9 @@ impl Gen {
         for (id, _) in &variants {
             let _ = writeln!(body, "{name}::{id},");
         }
-        body.push_str("];\n\n/// The wire value.\npub fn as_str(&self) -> &'static str {\nmatch self {\n");
+        body.push_str(
+            "];\n\n/// The wire value.\npub fn as_str(&self) -> &'static str {\nmatch self {\n",
+        );
         for (id, v) in &variants {
             let _ = writeln!(body, "{name}::{id} => {},", lit(v));
         }
@@ -809,7 +966,10 @@ impl Gen {
             }
             variants.push((id, mname.as_str(), t.as_str()));
         }
-        let _ = writeln!(body, "#[derive(Debug, Clone, PartialEq, Serialize)]\npub enum {name} {{");
+        let _ = writeln!(
+            body,
+            "#[derive(Debug, Clone, PartialEq, Serialize)]\npub enum {name} {{"
+        );
         for (id, mname, t) in &variants {
             let _ = writeln!(body, "#[serde(rename = {})]\n{id}({t}),", lit(mname));
         }
@@ -826,14 +986,24 @@ impl Gen {
             lit(name)
         );
         for (id, mname, _) in &variants {
-            let _ = writeln!(body, "{} => crate::de::member_value::<_, D>(value).map({name}::{id}),", lit(mname));
+            let _ = writeln!(
+                body,
+                "{} => crate::de::member_value::<_, D>(value).map({name}::{id}),",
+                lit(mname)
+            );
         }
-        body.push_str("_ => Err(serde::de::Error::unknown_variant(&member, MEMBERS)),\n}\n}\n}\n\n");
+        body.push_str(
+            "_ => Err(serde::de::Error::unknown_variant(&member, MEMBERS)),\n}\n}\n}\n\n",
+        );
     }
 }
 
 fn is_union(sh: &Map<String, Value>) -> bool {
-    sh.get("union").and_then(Value::as_bool).unwrap_or(false) || sh.get("eventstream").and_then(Value::as_bool).unwrap_or(false)
+    sh.get("union").and_then(Value::as_bool).unwrap_or(false)
+        || sh
+            .get("eventstream")
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
 }
 
 fn required_set(sh: &Map<String, Value>) -> HashSet<&str> {
@@ -866,7 +1036,11 @@ fn snake_case(name: &str) -> String {
         if c.is_ascii_uppercase() && i > 0 {
             let prev = chars[i - 1];
             let next_lower = chars.get(i + 1).is_some_and(|n| n.is_ascii_lowercase());
-            if (prev.is_ascii_lowercase() || prev.is_ascii_digit() || (prev.is_ascii_uppercase() && next_lower)) && !out.ends_with('_') {
+            if (prev.is_ascii_lowercase()
+                || prev.is_ascii_digit()
+                || (prev.is_ascii_uppercase() && next_lower))
+                && !out.ends_with('_')
+            {
                 out.push('_');
             }
         }
@@ -878,7 +1052,10 @@ fn snake_case(name: &str) -> String {
 /// Enum value → variant: `PYTHON_3_14` → `Python314`, `HTTP` → `Http`, `executeCode` → `ExecuteCode`.
 fn camel_case(value: &str) -> String {
     let mut out = String::new();
-    for word in value.split(|c: char| !c.is_ascii_alphanumeric()).filter(|w| !w.is_empty()) {
+    for word in value
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+    {
         let all_upper = !word.chars().any(|c| c.is_ascii_lowercase());
         let mut chars = word.chars();
         let first = chars.next().unwrap();
@@ -902,9 +1079,10 @@ fn upper_first(s: &str) -> String {
 
 fn rust_ident(name: &str) -> String {
     const KEYWORDS: &[&str] = &[
-        "as", "break", "const", "continue", "else", "enum", "extern", "false", "fn", "for", "if", "impl", "in", "let", "loop",
-        "match", "mod", "move", "mut", "pub", "ref", "return", "static", "struct", "trait", "true", "type", "unsafe", "use",
-        "where", "while", "async", "await", "dyn", "abstract", "become", "box", "do", "final", "macro", "override", "priv",
+        "as", "break", "const", "continue", "else", "enum", "extern", "false", "fn", "for", "if",
+        "impl", "in", "let", "loop", "match", "mod", "move", "mut", "pub", "ref", "return",
+        "static", "struct", "trait", "true", "type", "unsafe", "use", "where", "while", "async",
+        "await", "dyn", "abstract", "become", "box", "do", "final", "macro", "override", "priv",
         "typeof", "unsized", "virtual", "yield", "try", "gen",
     ];
     if ["self", "Self", "super", "crate"].contains(&name) {
@@ -928,7 +1106,9 @@ fn rustfmt(src: &str) -> Result<String> {
     let input = src.to_string();
     let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
     let out = child.wait_with_output()?;
-    writer.join().map_err(|_| anyhow!("rustfmt writer panicked"))??;
+    writer
+        .join()
+        .map_err(|_| anyhow!("rustfmt writer panicked"))??;
     if !out.status.success() {
         bail!("rustfmt failed:\n{}", String::from_utf8_lossy(&out.stderr));
     }

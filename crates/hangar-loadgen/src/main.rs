@@ -76,6 +76,10 @@ struct TargetArgs {
     /// Leave the runtimes this run created in place instead of deleting them.
     #[arg(long)]
     no_cleanup: bool,
+    /// Sign every request from scratch, even a Get or List whose signed
+    /// headers are the same as one already sent in the same second.
+    #[arg(long)]
+    no_sign_cache: bool,
 }
 
 #[derive(Args)]
@@ -380,7 +384,7 @@ async fn mixed(a: MixedArgs) -> Result<()> {
     for c in 0..a.clients {
         let share = a.working_set / a.clients + usize::from(c < a.working_set % a.clients);
         let mut w = Worker::new(
-            Conn::new(tgt.clone()),
+            Conn::new(tgt.clone(), !a.target.no_sign_cache),
             Rng(a.seed.wrapping_mul(1_000_003).wrapping_add(c as u64)),
             format!("{prefix}_{c}"),
             code,
@@ -484,7 +488,7 @@ async fn mixed(a: MixedArgs) -> Result<()> {
 
 async fn seq_get(a: SeqArgs) -> Result<()> {
     let tgt = target(&a.target)?;
-    let mut w = Worker::new(Conn::new(tgt), Rng(7), name_prefix(), a.target.code_artifact);
+    let mut w = Worker::new(Conn::new(tgt, !a.target.no_sign_cache), Rng(7), name_prefix(), a.target.code_artifact);
     for _ in 0..a.runtimes.max(1) {
         w.create().await.map_err(|(_, s)| anyhow!("set-up create failed: {s}"))?;
     }

@@ -43,7 +43,10 @@ impl Blob {
 pub(crate) fn decode_base64(s: &str) -> Option<Vec<u8>> {
     use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
     let s = s.trim_end_matches('=');
-    STANDARD_NO_PAD.decode(s).ok().or_else(|| STANDARD.decode(s).ok())
+    STANDARD_NO_PAD
+        .decode(s)
+        .ok()
+        .or_else(|| STANDARD.decode(s).ok())
 }
 
 impl std::fmt::Debug for Blob {

@@ -15,7 +15,9 @@ mod timestamp;
 pub mod validate;
 
 pub use blob::Blob;
-pub use generated::{control, data, Input, Operation, Output, CONTROL_SHAPE_COUNT, OPERATIONS, SHAPES};
+pub use generated::{
+    control, data, Input, Operation, Output, CONTROL_SHAPE_COUNT, OPERATIONS, SHAPES,
+};
 pub use timestamp::Timestamp;
 pub use validate::{validate_input, validate_shape, FieldViolation, ValidationError};
 
@@ -51,7 +53,10 @@ pub fn shape_by_name(service: Service, name: &str) -> Option<ShapeId> {
         Service::Control => (0, &SHAPES[..CONTROL_SHAPE_COUNT]),
         Service::Data => (CONTROL_SHAPE_COUNT, &SHAPES[CONTROL_SHAPE_COUNT..]),
     };
-    slice.binary_search_by(|s| s.name.cmp(name)).ok().map(|i| start + i)
+    slice
+        .binary_search_by(|s| s.name.cmp(name))
+        .ok()
+        .map(|i| start + i)
 }
 
 /// The service whose model a shape comes from.

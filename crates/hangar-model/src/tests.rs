@@ -188,8 +188,14 @@ fn create_agent_runtime_round_trip() {
         req.network_configuration.as_ref().unwrap().network_mode,
         NetworkMode::Public
     );
-    assert_eq!(req.environment_variables.as_ref().unwrap()["LOG_LEVEL"], "debug");
-    assert_eq!(req.lifecycle_configuration.as_ref().unwrap().max_lifetime, Some(28800));
+    assert_eq!(
+        req.environment_variables.as_ref().unwrap()["LOG_LEVEL"],
+        "debug"
+    );
+    assert_eq!(
+        req.lifecycle_configuration.as_ref().unwrap().max_lifetime,
+        Some(28800)
+    );
     assert_eq!(req.capacity_provider_configuration, None);
     // And back: the JSON is reproduced exactly.
     assert_eq!(input.to_value(), v);
@@ -232,7 +238,8 @@ fn nulls_are_absent() {
     // A union with an extra null member still has exactly one member set.
     v["agentRuntimeArtifact"]["containerConfiguration"] = Value::Null;
     assert_eq!(validate_input(Operation::CreateAgentRuntime, &v), Ok(()));
-    let Input::CreateAgentRuntime(req) = Input::from_value(Operation::CreateAgentRuntime, v).unwrap()
+    let Input::CreateAgentRuntime(req) =
+        Input::from_value(Operation::CreateAgentRuntime, v).unwrap()
     else {
         panic!()
     };
@@ -308,9 +315,10 @@ fn event_stream_union() {
         serde_json::to_value(&ev).unwrap(),
         json!({"result": {"content": [], "isError": false}})
     );
-    let err: data::CodeInterpreterStreamOutput =
-        serde_json::from_value(json!({"validationException": {"message": "bad", "reason": "CannotParse"}}))
-            .unwrap();
+    let err: data::CodeInterpreterStreamOutput = serde_json::from_value(
+        json!({"validationException": {"message": "bad", "reason": "CannotParse"}}),
+    )
+    .unwrap();
     let data::CodeInterpreterStreamOutput::ValidationException(e) = err else {
         panic!()
     };
@@ -329,7 +337,10 @@ fn unions_reject_zero_or_two_members() {
 fn timestamps() {
     let t = Timestamp::from_unix_millis(1_752_531_400_713);
     assert_eq!(t.to_string(), "2025-07-14T22:16:40.713Z");
-    assert_eq!(serde_json::to_value(t).unwrap(), json!("2025-07-14T22:16:40.713Z"));
+    assert_eq!(
+        serde_json::to_value(t).unwrap(),
+        json!("2025-07-14T22:16:40.713Z")
+    );
     assert_eq!(
         serde_json::from_value::<Timestamp>(json!("2025-07-14T22:16:40.713Z")).unwrap(),
         t
@@ -357,9 +368,15 @@ fn timestamps() {
 fn blobs() {
     let b = Blob::from("hello");
     assert_eq!(serde_json::to_value(&b).unwrap(), json!("aGVsbG8="));
-    assert_eq!(serde_json::from_value::<Blob>(json!("aGVsbG8=")).unwrap(), b);
+    assert_eq!(
+        serde_json::from_value::<Blob>(json!("aGVsbG8=")).unwrap(),
+        b
+    );
     assert_eq!(serde_json::from_value::<Blob>(json!("aGVsbG8")).unwrap(), b);
-    assert_eq!(serde_json::from_value::<Blob>(json!([104, 105])).unwrap(), Blob::from("hi"));
+    assert_eq!(
+        serde_json::from_value::<Blob>(json!([104, 105])).unwrap(),
+        Blob::from("hi")
+    );
     assert!(serde_json::from_value::<Blob>(json!("not base64!")).is_err());
 }
 
@@ -447,7 +464,8 @@ fn length_constraints() {
     let mut v = create_runtime_request();
     v["roleArn"] = json!("");
     v["agentRuntimeArtifact"]["codeConfiguration"]["entryPoint"] = json!(["a.py", "b.py", "c.py"]);
-    v["agentRuntimeArtifact"]["codeConfiguration"]["code"]["s3"]["prefix"] = json!("p".repeat(1025));
+    v["agentRuntimeArtifact"]["codeConfiguration"]["code"]["s3"]["prefix"] =
+        json!("p".repeat(1025));
     let msgs = messages(Operation::CreateAgentRuntime, &v);
     let prefix_echo: String = "p".repeat(256) + "...";
     assert_eq!(
@@ -503,7 +521,8 @@ fn enum_range_and_type() {
     let mut v = create_runtime_request();
     v["protocolConfiguration"] = json!({"serverProtocol": "GRPC", "port": 80});
     v["agentRuntimeArtifact"]["codeConfiguration"]["runtime"] = json!(3);
-    v["lifecycleConfiguration"] = json!({"idleRuntimeSessionTimeout": 1_209_601, "maxLifetime": "long"});
+    v["lifecycleConfiguration"] =
+        json!({"idleRuntimeSessionTimeout": 1_209_601, "maxLifetime": "long"});
     v["networkConfiguration"] = json!("PUBLIC");
     let msgs = messages(Operation::CreateAgentRuntime, &v);
     assert_eq!(
@@ -545,8 +564,8 @@ fn wrong_types() {
 fn union_with_two_members_and_nested_paths() {
     let mut v = create_runtime_request();
     v["agentRuntimeArtifact"]["containerConfiguration"] = json!({"containerUri": "nope"});
-    v["authorizerConfiguration"]["customJWTAuthorizer"]["customClaims"][0]["authorizingClaimMatchValue"]
-        ["claimMatchValue"] = json!({});
+    v["authorizerConfiguration"]["customJWTAuthorizer"]["customClaims"][0]
+        ["authorizingClaimMatchValue"]["claimMatchValue"] = json!({});
     let msgs = messages(Operation::CreateAgentRuntime, &v);
     assert_eq!(msgs.len(), 3, "{msgs:#?}");
     assert!(msgs[0].starts_with("Value '{codeConfiguration={code={s3={bucket=my-bucket, prefix=agents/code.zip, versionId=v123}}, entryPoint=[main.py], runtime=PYTHON_3_14}, containerConfiguration={containerUri=nope}}' at 'agentRuntimeArtifact' failed to satisfy constraint: Member must have exactly one of its members set: [codeConfiguration, containerConfiguration]"), "{}", msgs[0]);
@@ -587,7 +606,11 @@ fn every_operation_accepts_its_minimal_input() {
     for op in Operation::ALL {
         if let Err(e) = validate_input(*op, &json!({})) {
             for f in e.fields {
-                assert!(f.message.ends_with("Member must not be null"), "{op}: {}", f.message);
+                assert!(
+                    f.message.ends_with("Member must not be null"),
+                    "{op}: {}",
+                    f.message
+                );
             }
         }
     }

@@ -73,22 +73,37 @@ impl Timestamp {
     pub fn parse(s: &str) -> Option<Timestamp> {
         let s = s.trim();
         if let Ok(t) = OffsetDateTime::parse(s, &Rfc3339) {
-            return Some(Timestamp::from_unix_millis((t.unix_timestamp_nanos() / 1_000_000) as i64));
+            return Some(Timestamp::from_unix_millis(
+                (t.unix_timestamp_nanos() / 1_000_000) as i64,
+            ));
         }
         // Lower-case `t`/`z` and a missing offset are common enough to accept.
         let upper = s.to_ascii_uppercase();
         if upper != s {
             if let Ok(t) = OffsetDateTime::parse(&upper, &Rfc3339) {
-                return Some(Timestamp::from_unix_millis((t.unix_timestamp_nanos() / 1_000_000) as i64));
+                return Some(Timestamp::from_unix_millis(
+                    (t.unix_timestamp_nanos() / 1_000_000) as i64,
+                ));
             }
         }
-        if upper.contains('T') && !upper.ends_with('Z') && !upper.get(10..).unwrap_or("").contains(['+', '-']) {
+        if upper.contains('T')
+            && !upper.ends_with('Z')
+            && !upper.get(10..).unwrap_or("").contains(['+', '-'])
+        {
             if let Ok(t) = OffsetDateTime::parse(&format!("{upper}Z"), &Rfc3339) {
-                return Some(Timestamp::from_unix_millis((t.unix_timestamp_nanos() / 1_000_000) as i64));
+                return Some(Timestamp::from_unix_millis(
+                    (t.unix_timestamp_nanos() / 1_000_000) as i64,
+                ));
             }
         }
-        if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit() || b == b'.' || b == b'-') {
-            return s.parse::<f64>().ok().and_then(Timestamp::from_unix_seconds_f64);
+        if !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || b == b'.' || b == b'-')
+        {
+            return s
+                .parse::<f64>()
+                .ok()
+                .and_then(Timestamp::from_unix_seconds_f64);
         }
         None
     }
@@ -152,7 +167,8 @@ impl<'de> Deserialize<'de> for Timestamp {
                 f.write_str("an ISO-8601 date-time string or epoch seconds")
             }
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Timestamp, E> {
-                Timestamp::parse(v).ok_or_else(|| E::custom(format_args!("invalid timestamp {v:?}")))
+                Timestamp::parse(v)
+                    .ok_or_else(|| E::custom(format_args!("invalid timestamp {v:?}")))
             }
             fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Timestamp, E> {
                 self.visit_f64(v as f64)
@@ -161,7 +177,8 @@ impl<'de> Deserialize<'de> for Timestamp {
                 self.visit_f64(v as f64)
             }
             fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Timestamp, E> {
-                Timestamp::from_unix_seconds_f64(v).ok_or_else(|| E::custom("timestamp out of range"))
+                Timestamp::from_unix_seconds_f64(v)
+                    .ok_or_else(|| E::custom("timestamp out of range"))
             }
         }
         d.deserialize_any(V)

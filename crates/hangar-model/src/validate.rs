@@ -6,7 +6,7 @@
 //! required members, lengths, ranges, patterns, enums, unions and JSON types. JSON `null`
 //! counts as absent and unknown members are ignored.
 
-use crate::schema::{ShapeKind, ShapeId};
+use crate::schema::{ShapeId, ShapeKind};
 use crate::{Operation, Timestamp, SHAPES};
 use regex::Regex;
 use serde::Serialize;
@@ -32,7 +32,10 @@ impl FieldViolation {
             Some(v) => format!("Value {v} at '{name}' failed to satisfy constraint: {constraint}"),
             None => format!("Value at '{name}' failed to satisfy constraint: {constraint}"),
         };
-        FieldViolation { name: name.to_string(), message }
+        FieldViolation {
+            name: name.to_string(),
+            message,
+        }
     }
 
     /// `Value null at 'name' failed to satisfy constraint: Member must not be null`.
@@ -203,16 +206,14 @@ fn check(id: ShapeId, v: &Value, path: &str, sensitive: bool, out: &mut Vec<Fiel
                 violation(out, &c);
             }
         }
-        ShapeKind::Integer { min, max } => {
-            match v.as_i64().filter(|n| i32::try_from(*n).is_ok()) {
-                Some(n) => {
-                    for c in range_constraints(n, *min, *max) {
-                        violation(out, &c);
-                    }
+        ShapeKind::Integer { min, max } => match v.as_i64().filter(|n| i32::try_from(*n).is_ok()) {
+            Some(n) => {
+                for c in range_constraints(n, *min, *max) {
+                    violation(out, &c);
                 }
-                None => violation(out, "Member must be of type integer"),
             }
-        }
+            None => violation(out, "Member must be of type integer"),
+        },
         ShapeKind::Long { min, max } => match v.as_i64() {
             Some(n) => {
                 for c in range_constraints(n, *min, *max) {
@@ -288,7 +289,9 @@ fn length_constraints(len: u64, min: Option<u64>, max: Option<u64>) -> Vec<Strin
         out.push(format!("Member must have length less than or equal to {m}"));
     }
     if let Some(m) = min.filter(|m| len < *m) {
-        out.push(format!("Member must have length greater than or equal to {m}"));
+        out.push(format!(
+            "Member must have length greater than or equal to {m}"
+        ));
     }
     out
 }
@@ -299,7 +302,9 @@ fn range_constraints(n: i64, min: Option<i64>, max: Option<i64>) -> Vec<String> 
         out.push(format!("Member must have value less than or equal to {m}"));
     }
     if let Some(m) = min.filter(|m| n < *m) {
-        out.push(format!("Member must have value greater than or equal to {m}"));
+        out.push(format!(
+            "Member must have value greater than or equal to {m}"
+        ));
     }
     out
 }
@@ -399,9 +404,9 @@ pub fn translate_pattern(p: &str) -> String {
             }
             ']' if in_class > 0 => out.push_str(r"\]"),
             '.' if in_class == 0 => out.push_str(r"[^\n\r\u{85}\u{2028}\u{2029}]"),
-            '&' | '~' if in_class > 0 && chars.peek() == Some(&c) => {
-                // `&&` / `~~` are class operators in the regex crate; Java has `&&` too, but
-                // botocore patterns only ever mean literals.
+            '&' | '~' | '-' if in_class > 0 && chars.peek() == Some(&c) => {
+                // `&&`, `~~` and `--` are class set operators in the regex crate; in botocore
+                // patterns they only ever mean literals.
                 out.push('\\');
                 out.push(c);
             }

@@ -66,10 +66,11 @@ pub struct WireState {
 }
 
 impl WireState {
-    /// A state reporting this crate's version (the workspace version).
-    pub fn new(control: Arc<ControlPlane>, auth: AuthMode) -> Self {
+    /// A state reporting this crate's version (the workspace version). `control` may be a
+    /// `ControlPlane` or an `Arc<ControlPlane>`.
+    pub fn new(control: impl Into<Arc<ControlPlane>>, auth: AuthMode) -> Self {
         WireState {
-            control,
+            control: control.into(),
             auth,
             version: env!("CARGO_PKG_VERSION").to_string(),
         }

@@ -6,7 +6,7 @@ mod schema;
 mod workers;
 
 use std::path::Path;
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -14,7 +14,7 @@ use rusqlite::Connection;
 use tokio::sync::oneshot;
 
 use crate::{Record, Store, StoreError, Write};
-use workers::{ReadJob, WriterJob};
+use workers::{ReadJob, ReaderPool, WriterJob};
 
 /// The database file's name inside the directory given to [`SqliteStore::open`].
 const DATABASE_FILE: &str = "hangar.db";
@@ -28,7 +28,8 @@ pub struct SqliteOptions {
     /// `true`: `synchronous=FULL`, which fsyncs the WAL on every commit so acknowledged commits
     /// survive power loss too, at the cost of an fsync per (group of) commit(s).
     pub synchronous_full: bool,
-    /// Connections (each on its own thread) serving reads while the writer writes. At least 1.
+    /// Connections serving reads while the writer writes; at most this many reads run at once.
+    /// At least 1.
     pub readers: usize,
     /// How long a connection waits for a lock held by another connection or process before
     /// failing with a backend error.
@@ -51,8 +52,9 @@ pub struct SqliteStore {
     /// `Option` only so that `drop` can close the channel before joining the threads.
     writer: Option<mpsc::Sender<WriterJob>>,
     /// `None` for an in-memory store, whose reads go to the writer's connection.
-    readers: Option<mpsc::Sender<ReadJob>>,
-    threads: Vec<JoinHandle<()>>,
+    readers: Option<Arc<ReaderPool>>,
+    reader_count: usize,
+    writer_thread: Option<JoinHandle<()>>,
     location: String,
 }
 
@@ -91,18 +93,12 @@ impl SqliteStore {
         }
 
         let mut store = Self::start(writer, location)?;
-        let (read_tx, read_rx) = mpsc::channel();
-        let read_rx = Arc::new(Mutex::new(read_rx));
-        store.readers = Some(read_tx);
-        for (index, conn) in reader_connections.into_iter().enumerate() {
-            // On failure `store` drops here, which stops the threads already started.
-            let thread = workers::spawn_reader(index, conn, Arc::clone(&read_rx))?;
-            store.threads.push(thread);
-        }
+        store.reader_count = reader_connections.len();
+        store.readers = Some(ReaderPool::new(reader_connections));
         tracing::info!(
             path = %store.location,
             synchronous_full = options.synchronous_full,
-            readers = options.readers.max(1),
+            readers = store.reader_count,
             "opened the SQLite store"
         );
         Ok(store)
@@ -129,7 +125,8 @@ impl SqliteStore {
         Ok(SqliteStore {
             writer: Some(tx),
             readers: None,
-            threads: vec![thread],
+            reader_count: 0,
+            writer_thread: Some(thread),
             location,
         })
     }
@@ -140,19 +137,16 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
+        if let Some(readers) = &self.readers {
+            return readers.run(read).await;
+        }
         let (reply, answer) = oneshot::channel();
         let job: ReadJob = Box::new(move |conn| {
             // The caller may have stopped waiting; then no one needs the answer.
             let _ = reply.send(read(conn));
         });
-        let queued = match (&self.readers, &self.writer) {
-            (Some(readers), _) => readers.send(job).is_ok(),
-            (None, Some(writer)) => writer.send(WriterJob::Read(job)).is_ok(),
-            (None, None) => false,
-        };
-        if !queued {
-            return Err(stopped());
-        }
+        let writer = self.writer.as_ref().ok_or_else(stopped)?;
+        writer.send(WriterJob::Read(job)).map_err(|_| stopped())?;
         answer.await.map_err(|_| {
             StoreError::Backend("a storage read was abandoned (the log says why)".into())
         })?
@@ -210,21 +204,21 @@ impl std::fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SqliteStore")
             .field("location", &self.location)
-            .field("readers", &(self.threads.len() - 1))
+            .field("readers", &self.reader_count)
             .finish()
     }
 }
 
 impl Drop for SqliteStore {
     fn drop(&mut self) {
-        // Closing the channels lets each thread finish its queued jobs and exit; joining them
-        // closes every connection before the store is gone, so reopening the same directory
-        // right away never races with a connection still being torn down.
+        // Closing the queue lets the writer finish the commits already queued and exit; joining
+        // it closes the writing connection before the store is gone. (A reader connection
+        // still checked out by a read whose caller gave up closes when that read ends.)
         self.readers = None;
         self.writer = None;
-        for thread in self.threads.drain(..) {
+        if let Some(thread) = self.writer_thread.take() {
             if thread.join().is_err() {
-                tracing::error!(location = %self.location, "a storage thread panicked");
+                tracing::error!(location = %self.location, "the storage writer thread panicked");
             }
         }
     }

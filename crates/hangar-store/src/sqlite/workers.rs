@@ -1,17 +1,19 @@
-//! The threads that own SQLite connections.
+//! Where SQLite calls run. They block, so they never run on an async worker thread.
 //!
-//! SQLite calls block, so they never run on the async runtime: each connection lives on a
-//! dedicated thread and async callers hand it work over a channel, getting the answer back on
-//! a oneshot. There is exactly one writer thread, so writes are serialized without any lock
-//! contention inside SQLite, and a pool of reader threads that share one queue; in WAL mode the
-//! readers see the last committed state and never wait for the writer.
+//! Writes: one dedicated thread owns the only writing connection and takes commits from a
+//! queue, so writes are serialized without contention inside SQLite and can be group-committed.
+//!
+//! Reads: a fixed pool of connections, each checked out by a `spawn_blocking` task. In WAL mode
+//! the readers see the last committed state and never wait for the writer. (Measured against
+//! dedicated reader threads fed by a shared queue, `spawn_blocking` answered a point read
+//! faster: tokio's blocking pool wakes exactly one idle thread per task.)
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{mpsc, Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 
 use rusqlite::Connection;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 
 use super::{backend, ops};
 use crate::{Record, StoreError, Write};
@@ -45,24 +47,86 @@ pub(super) fn spawn_writer(
         .map_err(|e| StoreError::Backend(format!("starting the storage writer thread: {e}")))
 }
 
-pub(super) fn spawn_reader(
-    index: usize,
-    conn: Connection,
-    jobs: Arc<Mutex<mpsc::Receiver<ReadJob>>>,
-) -> Result<JoinHandle<()>, StoreError> {
-    std::thread::Builder::new()
-        .name(format!("hangar-store-reader-{index}"))
-        .spawn(move || loop {
-            // The guard is a temporary of this statement: the lock is released before the job
-            // runs, so another reader can pick up the next job meanwhile.
-            let job = jobs.lock().unwrap_or_else(PoisonError::into_inner).recv();
-            match job {
-                Ok(job) => run_read(&conn, job),
-                // The store was dropped.
-                Err(mpsc::RecvError) => break,
-            }
+/// The reader connections. A semaphore with one permit per connection makes callers queue
+/// asynchronously (not on blocking threads) when all connections are busy.
+pub(super) struct ReaderPool {
+    idle: Mutex<Vec<Connection>>,
+    permits: Arc<Semaphore>,
+}
+
+impl ReaderPool {
+    pub(super) fn new(connections: Vec<Connection>) -> Arc<Self> {
+        Arc::new(ReaderPool {
+            permits: Arc::new(Semaphore::new(connections.len())),
+            idle: Mutex::new(connections),
         })
-        .map_err(|e| StoreError::Backend(format!("starting storage reader thread {index}: {e}")))
+    }
+
+    /// Runs `read` on an idle reader connection, on tokio's blocking pool.
+    pub(super) async fn run<T, F>(self: &Arc<Self>, read: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let permit = Arc::clone(&self.permits)
+            .acquire_owned()
+            .await
+            .map_err(|_| StoreError::Backend("the reader pool is closed".into()))?;
+        let pool = Arc::clone(self);
+        // The permit moves into the task, so a caller that stops waiting does not free its
+        // connection's permit before the connection is back in the pool.
+        let task = tokio::task::spawn_blocking(move || {
+            let checkout = Checkout::take(&pool, permit);
+            read(checkout.connection())
+        });
+        match task.await {
+            Ok(result) => result,
+            Err(e) if e.is_panic() => {
+                tracing::error!("a storage read panicked; its caller got an error");
+                Err(StoreError::Backend("a storage read panicked".into()))
+            }
+            Err(_) => Err(StoreError::Backend("a storage read was cancelled".into())),
+        }
+    }
+}
+
+/// A connection taken from the pool; back on drop, even when the read panicked (statements are
+/// reset when they return to the statement cache, so the connection stays usable).
+struct Checkout<'a> {
+    pool: &'a ReaderPool,
+    conn: Option<Connection>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl<'a> Checkout<'a> {
+    fn take(pool: &'a ReaderPool, permit: OwnedSemaphorePermit) -> Self {
+        let conn = pool.idle.lock().unwrap_or_else(PoisonError::into_inner).pop();
+        Checkout {
+            pool,
+            // A permit guarantees an idle connection: there are as many permits as connections
+            // and each is given back only after its connection is.
+            conn: Some(conn.expect("a reader permit without an idle connection")),
+            _permit: permit,
+        }
+    }
+
+    fn connection(&self) -> &Connection {
+        self.conn.as_ref().expect("present until drop")
+    }
+}
+
+impl Drop for Checkout<'_> {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            // `drop` runs before the fields are dropped: the connection is back in the pool
+            // before the permit that lets the next reader take it is released.
+            self.pool
+                .idle
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(conn);
+        }
+    }
 }
 
 fn run_read(conn: &Connection, job: ReadJob) {
