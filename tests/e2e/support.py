@@ -1000,3 +1000,65 @@ def update_runtime_ready(client, rid: str, req: dict) -> dict:
     resp = client.update_agent_runtime(agentRuntimeId=rid, **update_request(req))
     wait_status(lambda: client.get_agent_runtime(agentRuntimeId=rid))
     return resp
+
+
+# --------------------------------------------------------------------------------------------
+# AWS CLI (the venv's `aws`), isolated from the host's AWS configuration
+
+
+def aws_cli() -> list[str]:
+    import shutil
+    import sys
+
+    here = Path(sys.executable).parent / "aws"
+    if here.exists():
+        return [sys.executable, str(here)]
+    found = shutil.which("aws")
+    if not found:
+        raise AssertionError("the AWS CLI (awscli) is not installed in the test environment")
+    return [found]
+
+
+def aws_env(tmp_path: Path, key: str = DEFAULT_KEY, secret: str = DEFAULT_SECRET) -> dict:
+    cfg, creds = tmp_path / "aws-config", tmp_path / "aws-credentials"
+    cfg.write_text("", encoding="utf-8")
+    creds.write_text("", encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(
+        AWS_ACCESS_KEY_ID=key,
+        AWS_SECRET_ACCESS_KEY=secret,
+        AWS_DEFAULT_REGION=REGION,
+        AWS_CONFIG_FILE=str(cfg),
+        AWS_SHARED_CREDENTIALS_FILE=str(creds),
+        AWS_MAX_ATTEMPTS="1",
+        AWS_RETRY_MODE="standard",
+        AWS_PAGER="",
+        AWS_EC2_METADATA_DISABLED="true",
+    )
+    return env
+
+
+def run_aws(
+    url: str,
+    args: list[str],
+    tmp_path: Path,
+    key: str = DEFAULT_KEY,
+    secret: str = DEFAULT_SECRET,
+    check: bool = True,
+):
+    """Run `aws bedrock-agentcore-control ARGS --endpoint-url URL`; return parsed JSON output
+    (check=True, exit code 0 required) or the CompletedProcess (check=False)."""
+    cmd = aws_cli() + [
+        "bedrock-agentcore-control", *args,
+        "--endpoint-url", url, "--region", REGION, "--output", "json",
+    ]  # fmt: skip
+    proc = subprocess.run(
+        cmd, env=aws_env(tmp_path, key, secret), capture_output=True, text=True, timeout=120
+    )
+    if not check:
+        return proc
+    assert proc.returncode == 0, (
+        f"aws {' '.join(args)} exited {proc.returncode}\nstdout: {proc.stdout}\n"
+        f"stderr: {proc.stderr}"
+    )
+    return json.loads(proc.stdout) if proc.stdout.strip() else {}

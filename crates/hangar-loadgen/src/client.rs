@@ -256,7 +256,10 @@ impl Conn {
             "amz-sdk-invocation-id",
             HeaderValue::try_from(uuid::Uuid::new_v4().to_string())?,
         );
-        h.insert("amz-sdk-request", HeaderValue::from_static("attempt=1; max=1"));
+        h.insert(
+            "amz-sdk-request",
+            HeaderValue::from_static("attempt=1; max=1"),
+        );
         if needs_length {
             h.insert("content-length", HeaderValue::from(body_len));
         }
@@ -312,8 +315,13 @@ mod tests {
         let time = UNIX_EPOCH + Duration::from_secs(1_795_310_041);
         let auth = |m: Method, pq: &str, body: Option<&[u8]>| {
             let h = t.sign(&m, pq, body, time).unwrap();
-            assert!(h.iter().any(|(k, v)| *k == "x-amz-date" && v == "20261122T011401Z"));
-            h.into_iter().find(|(k, _)| *k == "authorization").unwrap().1
+            assert!(h
+                .iter()
+                .any(|(k, v)| *k == "x-amz-date" && v == "20261122T011401Z"));
+            h.into_iter()
+                .find(|(k, _)| *k == "authorization")
+                .unwrap()
+                .1
         };
         let create = br#"{"agentRuntimeName": "bench_h1"}"#;
         assert_eq!(

@@ -30,7 +30,11 @@ const CONTAINER_URI: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com/bench"
 const ROLE_ARN: &str = "arn:aws:iam::123456789012:role/bench";
 
 #[derive(Parser)]
-#[command(name = "hangar-loadgen", version, about = "Load generator for the AgentCore control plane")]
+#[command(
+    name = "hangar-loadgen",
+    version,
+    about = "Load generator for the AgentCore control plane"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -76,6 +80,10 @@ struct TargetArgs {
     /// Leave the runtimes this run created in place instead of deleting them.
     #[arg(long)]
     no_cleanup: bool,
+    /// PID of the server process (on this machine): its CPU use during the
+    /// measured phase is read from /proc and reported as `server_cpu`.
+    #[arg(long)]
+    server_pid: Option<u32>,
     /// Sign every request from scratch, even a Get or List whose signed
     /// headers are the same as one already sent in the same second.
     #[arg(long)]
@@ -142,7 +150,9 @@ fn main() -> Result<()> {
     };
     // One thread: a current-thread runtime (no cross-thread wake-ups).
     let rt = if threads <= 1 {
-        tokio::runtime::Builder::new_current_thread().enable_all().build()?
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
     } else {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads)
@@ -247,10 +257,23 @@ struct Worker {
 
 impl Worker {
     fn new(conn: Conn, rng: Rng, name_prefix: String, code: bool) -> Self {
-        Self { conn, ids: Vec::new(), rng, name_prefix, seq: 0, code }
+        Self {
+            conn,
+            ids: Vec::new(),
+            rng,
+            name_prefix,
+            seq: 0,
+            code,
+        }
     }
 
-    async fn call(&mut self, op: Op, method: Method, pq: &str, body: Option<Bytes>) -> Result<Bytes, (String, String)> {
+    async fn call(
+        &mut self,
+        op: Op,
+        method: Method,
+        pq: &str,
+        body: Option<Bytes>,
+    ) -> Result<Bytes, (String, String)> {
         let m = method.clone();
         match self.conn.call(method, pq, body).await {
             Ok(r) if (200..300).contains(&r.status) => Ok(r.body),
@@ -270,10 +293,19 @@ impl Worker {
     async fn create(&mut self) -> OpResult {
         self.seq += 1;
         let name = format!("{}_{}", self.name_prefix, self.seq);
-        let body = self.call(Op::Create, Method::PUT, "/runtimes/", Some(create_body(&name, self.code))).await?;
-        let id = serde_json::from_slice::<Value>(&body)
-            .ok()
-            .and_then(|v| v.get("agentRuntimeId").and_then(Value::as_str).map(str::to_string));
+        let body = self
+            .call(
+                Op::Create,
+                Method::PUT,
+                "/runtimes/",
+                Some(create_body(&name, self.code)),
+            )
+            .await?;
+        let id = serde_json::from_slice::<Value>(&body).ok().and_then(|v| {
+            v.get("agentRuntimeId")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        });
         match id {
             Some(id) => {
                 self.ids.push(id);
@@ -281,18 +313,27 @@ impl Worker {
             }
             None => Err((
                 "bad-body".into(),
-                format!("create: 2xx without agentRuntimeId: {}", String::from_utf8_lossy(&body)),
+                format!(
+                    "create: 2xx without agentRuntimeId: {}",
+                    String::from_utf8_lossy(&body)
+                ),
             )),
         }
     }
 
     async fn get(&mut self, id: &str) -> OpResult {
-        self.call(Op::Get, Method::GET, &format!("/runtimes/{id}/"), None).await.map(drop)
+        self.call(Op::Get, Method::GET, &format!("/runtimes/{id}/"), None)
+            .await
+            .map(drop)
     }
 
     /// Runs `op` (a create when the working set is empty), returning what was run.
     async fn run(&mut self, op: Op) -> (Op, OpResult) {
-        let op = if self.ids.is_empty() && op != Op::List { Op::Create } else { op };
+        let op = if self.ids.is_empty() && op != Op::List {
+            Op::Create
+        } else {
+            op
+        };
         let res = match op {
             Op::Create => self.create().await,
             Op::Get => {
@@ -307,13 +348,22 @@ impl Worker {
                 self.seq += 1;
                 let id = self.ids[self.rng.below(self.ids.len())].clone();
                 let body = update_body(&format!("v{}", self.seq), self.code);
-                self.call(Op::Update, Method::PUT, &format!("/runtimes/{id}/"), Some(body)).await.map(drop)
+                self.call(
+                    Op::Update,
+                    Method::PUT,
+                    &format!("/runtimes/{id}/"),
+                    Some(body),
+                )
+                .await
+                .map(drop)
             }
             Op::Delete => {
                 let idx = self.rng.below(self.ids.len());
                 let id = self.ids.swap_remove(idx);
                 let pq = format!("/runtimes/{id}/?clientToken={}", uuid::Uuid::new_v4());
-                self.call(Op::Delete, Method::DELETE, &pq, None).await.map(drop)
+                self.call(Op::Delete, Method::DELETE, &pq, None)
+                    .await
+                    .map(drop)
             }
         };
         (op, res)
@@ -324,7 +374,11 @@ impl Worker {
         let mut failed = 0;
         while let Some(id) = self.ids.pop() {
             let pq = format!("/runtimes/{id}/?clientToken={}", uuid::Uuid::new_v4());
-            if self.call(Op::Delete, Method::DELETE, &pq, None).await.is_err() {
+            if self
+                .call(Op::Delete, Method::DELETE, &pq, None)
+                .await
+                .is_err()
+            {
                 failed += 1;
             }
         }
@@ -338,6 +392,26 @@ fn rusage() -> (f64, f64) {
     unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
     let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
     (t(ru.ru_utime), t(ru.ru_stime))
+}
+
+/// User and system CPU seconds of another process, from /proc/PID/stat.
+fn proc_cpu(pid: u32) -> Option<(f64, f64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the parenthesised command name; utime and stime are the
+    // 14th and 15th fields of the whole line.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let hz = if hz > 0.0 { hz } else { 100.0 };
+    Some((
+        f.get(11)?.parse::<f64>().ok()? / hz,
+        f.get(12)?.parse::<f64>().ok()? / hz,
+    ))
+}
+
+fn server_cpu(pid: Option<u32>) -> Option<(f64, f64)> {
+    pid.and_then(proc_cpu)
 }
 
 fn cpu_report(before: (f64, f64), after: (f64, f64), wall: f64, ops: u64) -> Value {
@@ -391,10 +465,14 @@ async fn mixed(a: MixedArgs) -> Result<()> {
         );
         setups.push(tokio::spawn(async move {
             for _ in 0..share {
-                w.create().await.map_err(|(_, s)| anyhow!("set-up create failed: {s}"))?;
+                w.create()
+                    .await
+                    .map_err(|(_, s)| anyhow!("set-up create failed: {s}"))?;
             }
             if let Some(id) = w.ids.first().cloned() {
-                w.get(&id).await.map_err(|(_, s)| anyhow!("set-up get failed: {s}"))?;
+                w.get(&id)
+                    .await
+                    .map_err(|(_, s)| anyhow!("set-up get failed: {s}"))?;
             }
             Ok::<_, anyhow::Error>(w)
         }));
@@ -410,9 +488,10 @@ async fn mixed(a: MixedArgs) -> Result<()> {
     let measured = Arc::new(AtomicU64::new(0));
     let limit = a.ops.unwrap_or(u64::MAX);
 
+    let server_pid = a.target.server_pid;
     let cpu_start = tokio::spawn(async move {
         tokio::time::sleep_until(measure_start.into()).await;
-        (rusage(), Instant::now())
+        (rusage(), server_cpu(server_pid), Instant::now())
     });
 
     let mut handles = Vec::new();
@@ -454,7 +533,8 @@ async fn mixed(a: MixedArgs) -> Result<()> {
         workers.push(w);
     }
     let cpu_end = rusage();
-    let (cpu_begin, cpu_t0) = cpu_start.await?;
+    let srv_end = server_cpu(server_pid);
+    let (cpu_begin, srv_begin, cpu_t0) = cpu_start.await?;
     let secs = (last - measure_start).as_secs_f64();
     let cpu_wall = cpu_t0.elapsed().as_secs_f64();
     let final_ws: usize = workers.iter().map(|w| w.ids.len()).sum();
@@ -481,27 +561,45 @@ async fn mixed(a: MixedArgs) -> Result<()> {
         json!({ "initial": initial, "final": final_ws, "cleanup_failed": cleanup_failed }),
     );
     out.insert("reconnects".into(), json!(reconnects));
-    out.insert("loadgen_cpu".into(), cpu_report(cpu_begin, cpu_end, cpu_wall, ok));
+    out.insert(
+        "loadgen_cpu".into(),
+        cpu_report(cpu_begin, cpu_end, cpu_wall, ok),
+    );
+    if let (Some(b), Some(e)) = (srv_begin, srv_end) {
+        out.insert("server_cpu".into(), cpu_report(b, e, cpu_wall, ok));
+    }
     println!("{}", serde_json::to_string_pretty(&Value::Object(out))?);
     Ok(())
 }
 
 async fn seq_get(a: SeqArgs) -> Result<()> {
     let tgt = target(&a.target)?;
-    let mut w = Worker::new(Conn::new(tgt, !a.target.no_sign_cache), Rng(7), name_prefix(), a.target.code_artifact);
+    let mut w = Worker::new(
+        Conn::new(tgt, !a.target.no_sign_cache),
+        Rng(7),
+        name_prefix(),
+        a.target.code_artifact,
+    );
     for _ in 0..a.runtimes.max(1) {
-        w.create().await.map_err(|(_, s)| anyhow!("set-up create failed: {s}"))?;
+        w.create()
+            .await
+            .map_err(|(_, s)| anyhow!("set-up create failed: {s}"))?;
     }
     let ids = w.ids.clone();
     let mut i = 0usize;
     for _ in 0..a.warmup_requests {
         let id = &ids[i % ids.len()];
         i += 1;
-        w.get(id).await.map_err(|(_, s)| anyhow!("warm-up get failed: {s}"))?;
+        w.get(id)
+            .await
+            .map_err(|(_, s)| anyhow!("warm-up get failed: {s}"))?;
     }
     let mut rec = Recorder::default();
-    let deadline = a.max_secs.map(|s| Instant::now() + Duration::from_secs_f64(s));
+    let deadline = a
+        .max_secs
+        .map(|s| Instant::now() + Duration::from_secs_f64(s));
     let cpu0 = rusage();
+    let srv0 = server_cpu(a.target.server_pid);
     let t0 = Instant::now();
     for _ in 0..a.requests {
         if deadline.is_some_and(|d| Instant::now() >= d) {
@@ -519,9 +617,14 @@ async fn seq_get(a: SeqArgs) -> Result<()> {
     }
     let secs = t0.elapsed().as_secs_f64();
     let cpu1 = rusage();
+    let srv1 = server_cpu(a.target.server_pid);
     let ok = rec.ok_count();
     let reconnects = w.conn.reconnects;
-    let cleanup_failed = if a.target.no_cleanup { 0 } else { w.cleanup().await };
+    let cleanup_failed = if a.target.no_cleanup {
+        0
+    } else {
+        w.cleanup().await
+    };
 
     let mut out = header("seq-get", &a.target);
     out.insert("clients".into(), json!(1));
@@ -533,6 +636,12 @@ async fn seq_get(a: SeqArgs) -> Result<()> {
     );
     out.insert("reconnects".into(), json!(reconnects));
     out.insert("loadgen_cpu".into(), cpu_report(cpu0, cpu1, secs, ok));
-    println!("{}", serde_json::to_string_pretty(&Value::Object(out)).context("json")?);
+    if let (Some(b), Some(e)) = (srv0, srv1) {
+        out.insert("server_cpu".into(), cpu_report(b, e, secs, ok));
+    }
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&Value::Object(out)).context("json")?
+    );
     Ok(())
 }

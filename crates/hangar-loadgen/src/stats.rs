@@ -110,7 +110,10 @@ impl Recorder {
             json!({ "total": errs, "by_status": by_status, "samples": self.samples }),
         );
         m.insert("measured_s".into(), json!(round(secs, 3)));
-        m.insert("throughput_ops_s".into(), json!(round(ok as f64 / secs.max(1e-9), 1)));
+        m.insert(
+            "throughput_ops_s".into(),
+            json!(round(ok as f64 / secs.max(1e-9), 1)),
+        );
         m.insert("latency_ms".into(), Value::Object(latency_ms));
         m
     }

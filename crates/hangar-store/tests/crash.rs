@@ -74,7 +74,12 @@ fn acknowledged_commits_survive_kill_9() {
     }
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["crash_child_writer", "--exact", "--nocapture", "--test-threads=1"])
+        .args([
+            "crash_child_writer",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD_DIR, dir.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -103,7 +108,10 @@ fn acknowledged_commits_survive_kill_9() {
             Ok(key) => acked.push(key),
             Err(e) => {
                 let _ = child.kill();
-                panic!("the child stopped acknowledging after {} commits: {e}", acked.len());
+                panic!(
+                    "the child stopped acknowledging after {} commits: {e}",
+                    acked.len()
+                );
             }
         }
     }
@@ -136,7 +144,10 @@ fn acknowledged_commits_survive_kill_9() {
         }
         // Every commit that made it (acknowledged or not) made it whole.
         let parents = store.list("parents", None, None, usize::MAX).await.unwrap();
-        let children = store.list("children", None, None, usize::MAX).await.unwrap();
+        let children = store
+            .list("children", None, None, usize::MAX)
+            .await
+            .unwrap();
         assert_eq!(parents.len(), children.len());
         for (parent, child) in parents.iter().zip(&children) {
             assert_eq!(child.parent.as_deref(), Some(parent.key.as_str()));

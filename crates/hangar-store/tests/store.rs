@@ -38,14 +38,25 @@ async fn crud_round_trip() {
     assert!(record.seq > 0);
     assert_eq!(record.doc, json!({ "status": "CREATING", "n": 1 }));
 
-    assert_eq!(store.get("runtimes", "rt-1").await.unwrap(), Some(record.clone()));
-    assert_eq!(store.get_by_name("runtimes", "alpha").await.unwrap(), Some(record.clone()));
+    assert_eq!(
+        store.get("runtimes", "rt-1").await.unwrap(),
+        Some(record.clone())
+    );
+    assert_eq!(
+        store.get_by_name("runtimes", "alpha").await.unwrap(),
+        Some(record.clone())
+    );
     assert_eq!(store.get("runtimes", "rt-2").await.unwrap(), None);
     assert_eq!(store.get("endpoints", "rt-1").await.unwrap(), None);
     assert_eq!(store.get_by_name("runtimes", "beta").await.unwrap(), None);
 
     let updated = store
-        .commit(vec![update("runtimes", "rt-1", None, json!({ "status": "READY" }))])
+        .commit(vec![update(
+            "runtimes",
+            "rt-1",
+            None,
+            json!({ "status": "READY" }),
+        )])
         .await
         .unwrap()[0]
         .clone()
@@ -56,8 +67,14 @@ async fn crud_round_trip() {
     assert_eq!(updated.name.as_deref(), Some("alpha"));
     assert_eq!(updated.parent, None);
     assert_eq!(updated.doc, json!({ "status": "READY" }));
-    assert_eq!(store.get("runtimes", "rt-1").await.unwrap(), Some(updated.clone()));
-    assert_eq!(store.get_by_name("runtimes", "alpha").await.unwrap(), Some(updated));
+    assert_eq!(
+        store.get("runtimes", "rt-1").await.unwrap(),
+        Some(updated.clone())
+    );
+    assert_eq!(
+        store.get_by_name("runtimes", "alpha").await.unwrap(),
+        Some(updated)
+    );
 
     let deleted = store
         .commit(vec![delete("runtimes", "rt-1", None, true)])
@@ -88,20 +105,28 @@ async fn missing_records() {
         Err(not_found.clone())
     );
     assert_eq!(
-        store.commit(vec![delete("runtimes", "nope", None, true)]).await,
+        store
+            .commit(vec![delete("runtimes", "nope", None, true)])
+            .await,
         Err(not_found.clone())
     );
     assert_eq!(
-        store.commit(vec![delete("runtimes", "nope", Some(3), true)]).await,
+        store
+            .commit(vec![delete("runtimes", "nope", Some(3), true)])
+            .await,
         Err(not_found)
     );
     // Deleting what may already be gone is fine when the caller says so.
     assert_eq!(
-        store.commit(vec![delete("runtimes", "nope", None, false)]).await,
+        store
+            .commit(vec![delete("runtimes", "nope", None, false)])
+            .await,
         Ok(vec![None])
     );
     assert_eq!(
-        store.commit(vec![delete("runtimes", "nope", Some(3), false)]).await,
+        store
+            .commit(vec![delete("runtimes", "nope", Some(3), false)])
+            .await,
         Ok(vec![None])
     );
     assert_eq!(store.commit(vec![]).await, Ok(vec![]));
@@ -151,7 +176,12 @@ async fn keys_and_names_are_unique_per_collection() {
         .await
         .unwrap();
     assert_eq!(
-        store.get_by_name("runtimes", "alpha").await.unwrap().unwrap().key,
+        store
+            .get_by_name("runtimes", "alpha")
+            .await
+            .unwrap()
+            .unwrap()
+            .key,
         "rt-5"
     );
 }
@@ -221,7 +251,10 @@ async fn a_failing_write_leaves_nothing() {
         .unwrap();
     for (writes, expected) in failing {
         assert_eq!(store.commit(writes).await, Err(expected));
-        assert_eq!(store.get("runtimes", "rt-0").await.unwrap(), Some(base.clone()));
+        assert_eq!(
+            store.get("runtimes", "rt-0").await.unwrap(),
+            Some(base.clone())
+        );
         assert_eq!(store.get("runtimes", "rt-1").await.unwrap(), None);
         assert_eq!(store.get("versions", "v-1").await.unwrap(), None);
         assert!(store.get("versions", "v-0").await.unwrap().is_some());
@@ -294,12 +327,16 @@ async fn revision_checks() {
         Err(stale.clone())
     );
     assert_eq!(
-        store.commit(vec![delete("runtimes", "rt-1", Some(1), true)]).await,
+        store
+            .commit(vec![delete("runtimes", "rt-1", Some(1), true)])
+            .await,
         Err(stale.clone())
     );
     // must_exist does not excuse a revision mismatch on a record that does exist.
     assert_eq!(
-        store.commit(vec![delete("runtimes", "rt-1", Some(1), false)]).await,
+        store
+            .commit(vec![delete("runtimes", "rt-1", Some(1), false)])
+            .await,
         Err(stale)
     );
     assert_eq!(store.get("runtimes", "rt-1").await.unwrap(), Some(r2));
@@ -333,11 +370,17 @@ async fn seq_increases_across_the_store_and_is_never_reused() {
         assert!(record.seq > last, "{} after {last}", record.seq);
         last = record.seq;
     }
-    store.commit(vec![delete("c", "9", None, true)]).await.unwrap();
+    store
+        .commit(vec![delete("c", "9", None, true)])
+        .await
+        .unwrap();
     // A failed commit's insert does not hold a number hostage either, but numbers handed out
     // to committed records are never handed out again.
     let _ = store
-        .commit(vec![insert("c", "x", None, None), insert("a", "1", None, None)])
+        .commit(vec![
+            insert("c", "x", None, None),
+            insert("a", "1", None, None),
+        ])
         .await
         .unwrap_err();
     let next = store
@@ -395,15 +438,26 @@ async fn list_orders_filters_and_pages() {
         .await
         .unwrap()
         .is_empty());
-    assert!(store.list("versions", None, None, 0).await.unwrap().is_empty());
-    assert!(store.list("nothing", None, None, 10).await.unwrap().is_empty());
+    assert!(store
+        .list("versions", None, None, 0)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .list("nothing", None, None, 10)
+        .await
+        .unwrap()
+        .is_empty());
     assert!(store
         .list("versions", Some("rt-none"), None, 10)
         .await
         .unwrap()
         .is_empty());
     assert_eq!(
-        store.list("versions", None, None, usize::MAX).await.unwrap(),
+        store
+            .list("versions", None, None, usize::MAX)
+            .await
+            .unwrap(),
         all
     );
 }
@@ -474,8 +528,14 @@ async fn concurrent_inserts_of_one_name_have_one_winner() {
         for task in tasks {
             match task.await.unwrap() {
                 Ok(records) => winners.push(records[0].clone().unwrap().key),
-                Err(StoreError::NameTaken { collection, name: taken }) => {
-                    assert_eq!((collection.as_str(), taken.as_str()), ("runtimes", name.as_str()));
+                Err(StoreError::NameTaken {
+                    collection,
+                    name: taken,
+                }) => {
+                    assert_eq!(
+                        (collection.as_str(), taken.as_str()),
+                        ("runtimes", name.as_str())
+                    );
                 }
                 Err(other) => panic!("unexpected error {other:?}"),
             }
@@ -495,7 +555,13 @@ async fn concurrent_inserts_of_one_key_have_one_winner() {
             let store = Arc::clone(&store);
             tokio::spawn(async move {
                 store
-                    .commit(vec![insert_doc("runtimes", "rt", None, None, json!({ "by": i }))])
+                    .commit(vec![insert_doc(
+                        "runtimes",
+                        "rt",
+                        None,
+                        None,
+                        json!({ "by": i }),
+                    )])
                     .await
             })
         })
@@ -509,7 +575,10 @@ async fn concurrent_inserts_of_one_key_have_one_winner() {
         }
     }
     assert_eq!(winners.len(), 1);
-    assert_eq!(store.get("runtimes", "rt").await.unwrap(), Some(winners[0].clone()));
+    assert_eq!(
+        store.get("runtimes", "rt").await.unwrap(),
+        Some(winners[0].clone())
+    );
 }
 
 /// Many commits in flight at once end up in shared transactions (group commit): the failing
@@ -527,11 +596,26 @@ async fn concurrent_commits_fail_independently() {
             let store = Arc::clone(&store);
             tokio::spawn(async move {
                 let mut writes = vec![
-                    insert("runtimes", &format!("rt-{i}"), None, Some(&format!("n-{i}"))),
-                    insert("versions", &format!("v-{i}"), Some(&format!("rt-{i}")), None),
+                    insert(
+                        "runtimes",
+                        &format!("rt-{i}"),
+                        None,
+                        Some(&format!("n-{i}")),
+                    ),
+                    insert(
+                        "versions",
+                        &format!("v-{i}"),
+                        Some(&format!("rt-{i}")),
+                        None,
+                    ),
                 ];
                 if i % 3 == 0 {
-                    writes.push(insert("runtimes", &format!("x-{i}"), None, Some("existing")));
+                    writes.push(insert(
+                        "runtimes",
+                        &format!("x-{i}"),
+                        None,
+                        Some("existing"),
+                    ));
                 }
                 (i, store.commit(writes).await)
             })
@@ -539,10 +623,21 @@ async fn concurrent_commits_fail_independently() {
         .collect();
     for task in tasks {
         let (i, result) = task.await.unwrap();
-        let present = store.get("runtimes", &format!("rt-{i}")).await.unwrap().is_some();
-        let child = store.get("versions", &format!("v-{i}")).await.unwrap().is_some();
+        let present = store
+            .get("runtimes", &format!("rt-{i}"))
+            .await
+            .unwrap()
+            .is_some();
+        let child = store
+            .get("versions", &format!("v-{i}"))
+            .await
+            .unwrap()
+            .is_some();
         if i % 3 == 0 {
-            assert!(matches!(result, Err(StoreError::NameTaken { .. })), "{i}: {result:?}");
+            assert!(
+                matches!(result, Err(StoreError::NameTaken { .. })),
+                "{i}: {result:?}"
+            );
             assert!(!present && !child, "{i} left writes behind");
         } else {
             assert!(result.is_ok(), "{i}: {result:?}");
@@ -614,7 +709,10 @@ async fn paging_sees_every_surviving_record_once_under_concurrent_writes() {
         let duplicates: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
         assert!(duplicates.is_empty(), "seen twice: {duplicates:?}");
         for i in 0..STABLE {
-            assert!(seen.contains_key(&format!("stable-{i}")), "missed stable-{i}");
+            assert!(
+                seen.contains_key(&format!("stable-{i}")),
+                "missed stable-{i}"
+            );
         }
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -634,7 +732,13 @@ async fn reopening_keeps_everything() {
         let store = SqliteStore::open(&dir).unwrap();
         let results = store
             .commit(vec![
-                insert_doc("runtimes", "rt-1", None, Some("alpha"), json!({ "x": [1, 2] })),
+                insert_doc(
+                    "runtimes",
+                    "rt-1",
+                    None,
+                    Some("alpha"),
+                    json!({ "x": [1, 2] }),
+                ),
                 insert("versions", "v-1", Some("rt-1"), None),
                 insert("versions", "gone", Some("rt-1"), None),
             ])
@@ -656,7 +760,10 @@ async fn reopening_keeps_everything() {
     assert_eq!(rt.revision, 2);
     assert_eq!(rt.seq, first.seq);
     assert_eq!(rt.doc, json!({ "x": [3] }));
-    assert_eq!(store.get_by_name("runtimes", "alpha").await.unwrap(), Some(rt));
+    assert_eq!(
+        store.get_by_name("runtimes", "alpha").await.unwrap(),
+        Some(rt)
+    );
     let versions: Vec<_> = store
         .list("versions", Some("rt-1"), None, 10)
         .await
@@ -700,10 +807,14 @@ async fn in_memory_stores_are_private_and_complete() {
         .unwrap();
     assert!(a.get("runtimes", "rt-1").await.unwrap().is_some());
     assert!(a.get_by_name("runtimes", "alpha").await.unwrap().is_some());
-    assert_eq!(a.list("runtimes", Some("p"), None, 10).await.unwrap().len(), 1);
+    assert_eq!(
+        a.list("runtimes", Some("p"), None, 10).await.unwrap().len(),
+        1
+    );
     assert!(b.get("runtimes", "rt-1").await.unwrap().is_none());
     assert!(matches!(
-        a.commit(vec![insert("runtimes", "rt-2", None, Some("alpha"))]).await,
+        a.commit(vec![insert("runtimes", "rt-2", None, Some("alpha"))])
+            .await,
         Err(StoreError::NameTaken { .. })
     ));
 }
@@ -719,7 +830,11 @@ async fn in_memory_store_handles_concurrent_use() {
                     .commit(vec![insert("items", &format!("k-{i}"), None, None)])
                     .await
                     .unwrap();
-                store.get("items", &format!("k-{i}")).await.unwrap().unwrap()
+                store
+                    .get("items", &format!("k-{i}"))
+                    .await
+                    .unwrap()
+                    .unwrap()
             })
         })
         .collect();
@@ -727,7 +842,10 @@ async fn in_memory_store_handles_concurrent_use() {
     for task in tasks {
         assert!(seqs.insert(task.await.unwrap().seq));
     }
-    assert_eq!(store.list("items", None, None, 100).await.unwrap().len(), 50);
+    assert_eq!(
+        store.list("items", None, None, 100).await.unwrap().len(),
+        50
+    );
 }
 
 #[test]

@@ -14,7 +14,9 @@ use crate::routes::Labels;
 use crate::sigv4::query_pairs;
 use bytes::Bytes;
 use hangar_domain::ValidationReason;
-use hangar_model::{shape, FieldViolation, Location, Member, OperationDef, ShapeId, ShapeKind};
+use hangar_model::{
+    shape, FieldViolation, Location, Member, OperationDef, ShapeId, ShapeKind, ValidationError,
+};
 use percent_encoding::percent_decode_str;
 use serde_json::{Map, Value};
 use std::borrow::Cow;
@@ -46,12 +48,14 @@ pub(crate) fn bind_input(
         None => body_members = parse_body_object(&body)?,
     }
 
-    let query_params: Vec<(Cow<'_, str>, Cow<'_, str>)> =
-        if members.iter().any(|m| matches!(m.location, Location::Query(_))) {
-            query_pairs(query.unwrap_or("")).collect()
-        } else {
-            Vec::new()
-        };
+    let query_params: Vec<(Cow<'_, str>, Cow<'_, str>)> = if members
+        .iter()
+        .any(|m| matches!(m.location, Location::Query(_)))
+    {
+        query_pairs(query.unwrap_or("")).collect()
+    } else {
+        Vec::new()
+    };
 
     let mut out = Map::with_capacity(members.len());
     for member in members {
@@ -113,12 +117,18 @@ fn bind_payload(member: &Member, body: Bytes) -> Result<Option<Value>, WireError
             }
             serde_json::from_slice::<Value>(&body)
                 .map(Some)
-                .map_err(|e| WireError::cannot_parse(format!("Could not parse the request body as JSON: {e}")))
+                .map_err(|e| {
+                    WireError::cannot_parse(format!(
+                        "Could not parse the request body as JSON: {e}"
+                    ))
+                })
         }
         ShapeKind::String { .. } => match String::from_utf8(body.to_vec()) {
             Ok(s) if s.is_empty() => Ok(None),
             Ok(s) => Ok(Some(Value::String(s))),
-            Err(_) => Err(WireError::cannot_parse("The request body is not valid UTF-8.")),
+            Err(_) => Err(WireError::cannot_parse(
+                "The request body is not valid UTF-8.",
+            )),
         },
         // Raw blob payloads (InvokeAgentRuntime) are streamed by their own handlers and never
         // reach this JSON binder.
@@ -134,7 +144,10 @@ fn bind_query(
     name: &str,
     params: &[(Cow<'_, str>, Cow<'_, str>)],
 ) -> Result<Option<Value>, WireError> {
-    let mut values = params.iter().filter(|(k, _)| k == name).map(|(_, v)| v.as_ref());
+    let mut values = params
+        .iter()
+        .filter(|(k, _)| k == name)
+        .map(|(_, v)| v.as_ref());
     match &shape(member.shape).kind {
         // Lists repeat the key: `?tagKeys=a&tagKeys=b`.
         ShapeKind::List { member: item, .. } => {
@@ -153,7 +166,10 @@ fn bind_query(
             Ok((!map.is_empty()).then_some(Value::Object(map)))
         }
         // A repeated scalar takes its first value.
-        _ => values.next().map(|v| convert(member, member.shape, v)).transpose(),
+        _ => values
+            .next()
+            .map(|v| convert(member, member.shape, v))
+            .transpose(),
     }
 }
 
@@ -208,18 +224,20 @@ fn convert(member: &Member, id: ShapeId, raw: &str) -> Result<Value, WireError> 
             ShapeKind::Double { .. } => "Member must be a number",
             _ => "Member must be a boolean ('true' or 'false')",
         };
-        let at = if shape(id).sensitive || shape(member.shape).sensitive {
-            format!("Value at '{}'", member.name)
-        } else {
-            format!("Value '{}' at '{}'", truncate(raw), member.name)
+        let rendered = format!("'{}'", truncate(raw));
+        let sensitive = shape(id).sensitive || shape(member.shape).sensitive;
+        let violation = FieldViolation::new(
+            member.name,
+            (!sensitive).then_some(rendered.as_str()),
+            expected,
+        );
+        let error = ValidationError {
+            fields: vec![violation],
         };
         WireError::Validation {
-            message: format!("1 validation error detected: {at} failed to satisfy constraint: {expected}"),
+            message: error.message(),
             reason: ValidationReason::CannotParse,
-            fields: vec![FieldViolation {
-                name: member.name.to_string(),
-                message: expected.to_string(),
-            }],
+            fields: error.fields,
         }
     })
 }
@@ -233,4 +251,186 @@ fn truncate(s: &str) -> &str {
         end -= 1;
     }
     &s[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hangar_model::Operation;
+    use serde_json::json;
+
+    fn bind(
+        op: Operation,
+        labels: &[(&'static str, &str)],
+        query: Option<&str>,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Result<Value, WireError> {
+        let mut map = http::HeaderMap::new();
+        for (k, v) in headers {
+            map.append(
+                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
+        let labels: Labels<'_> = labels.to_vec();
+        bind_input(
+            op.def(),
+            &labels,
+            query,
+            &map,
+            Bytes::from(body.to_string()),
+        )
+    }
+
+    fn validation(r: Result<Value, WireError>) -> (String, ValidationReason, Vec<FieldViolation>) {
+        match r {
+            Err(WireError::Validation {
+                message,
+                reason,
+                fields,
+            }) => (message, reason, fields),
+            other => panic!("expected a ValidationException, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn uri_labels_are_decoded_and_query_lists_repeat() {
+        let v = bind(
+            Operation::UntagResource,
+            &[(
+                "resourceArn",
+                "arn%3Aaws%3Abedrock-agentcore%3Aus-east-1%3A123456789012%3Aruntime%2Fa-1234567890",
+            )],
+            Some("tagKeys=env&tagKeys=a%20b%2Fc&unrelated=1"),
+            &[],
+            "",
+        )
+        .unwrap();
+        assert_eq!(
+            v,
+            json!({
+                "resourceArn": "arn:aws:bedrock-agentcore:us-east-1:123456789012:runtime/a-1234567890",
+                "tagKeys": ["env", "a b/c"],
+            })
+        );
+    }
+
+    #[test]
+    fn query_integers_are_converted() {
+        let v = bind(
+            Operation::ListAgentRuntimes,
+            &[],
+            Some("maxResults=5&nextToken=a%2Bb"),
+            &[],
+            "",
+        )
+        .unwrap();
+        assert_eq!(v, json!({"maxResults": 5, "nextToken": "a+b"}));
+        // A raw plus is a literal plus (opaque pagination tokens are often base64).
+        let v = bind(
+            Operation::ListAgentRuntimes,
+            &[],
+            Some("nextToken=a+b"),
+            &[],
+            "",
+        )
+        .unwrap();
+        assert_eq!(v, json!({"nextToken": "a+b"}));
+        let v = bind(Operation::ListAgentRuntimes, &[], None, &[], "").unwrap();
+        assert_eq!(v, json!({}));
+    }
+
+    #[test]
+    fn unparseable_scalars_name_the_member() {
+        for bad in ["abc", "1.5", "99999999999", ""] {
+            let (message, reason, fields) = validation(bind(
+                Operation::ListAgentRuntimes,
+                &[],
+                Some(&format!("maxResults={bad}")),
+                &[],
+                "",
+            ));
+            assert_eq!(reason, ValidationReason::CannotParse);
+            assert_eq!(
+                message,
+                format!("1 validation error detected: Value '{bad}' at 'maxResults' failed to satisfy constraint: Member must be an integer")
+            );
+            assert_eq!(fields.len(), 1);
+            assert_eq!(fields[0].name, "maxResults");
+        }
+    }
+
+    #[test]
+    fn headers_are_case_insensitive() {
+        let v = bind(
+            Operation::StopRuntimeSession,
+            &[("agentRuntimeArn", "arn%3Ax")],
+            Some("qualifier=DEFAULT"),
+            &[("x-amzn-bedrock-agentcore-runtime-session-id", "s-1")],
+            "",
+        )
+        .unwrap();
+        assert_eq!(v["runtimeSessionId"], "s-1");
+        assert_eq!(v["qualifier"], "DEFAULT");
+        assert_eq!(v["agentRuntimeArn"], "arn:x");
+    }
+
+    #[test]
+    fn body_members_are_taken_and_everything_else_ignored() {
+        let v = bind(
+            Operation::UpdateAgentRuntimeEndpoint,
+            &[
+                ("agentRuntimeId", "rt-1234567890"),
+                ("endpointName", "prod"),
+            ],
+            None,
+            &[],
+            r#"{"agentRuntimeVersion":"2","agentRuntimeId":"from-body","unknown":1}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            v,
+            json!({"agentRuntimeId": "rt-1234567890", "endpointName": "prod", "agentRuntimeVersion": "2"})
+        );
+    }
+
+    #[test]
+    fn bodies_must_be_json_objects() {
+        assert_eq!(
+            bind(Operation::CreateBrowser, &[], None, &[], " \n").unwrap(),
+            json!({})
+        );
+        for body in ["[1]", "\"x\"", "{", "{\"a\":}", "nul"] {
+            let (_, reason, fields) =
+                validation(bind(Operation::CreateBrowser, &[], None, &[], body));
+            assert_eq!(reason, ValidationReason::CannotParse, "{body}");
+            assert!(fields.is_empty());
+        }
+    }
+
+    #[test]
+    fn structure_payloads_are_the_whole_body() {
+        let v = bind(
+            Operation::InvokeAgentRuntimeCommand,
+            &[("agentRuntimeArn", "arn")],
+            None,
+            &[],
+            r#"{"command":"ls"}"#,
+        )
+        .unwrap();
+        assert_eq!(v["body"], json!({"command": "ls"}));
+    }
+
+    #[test]
+    fn labels_must_be_utf8() {
+        let (_, reason, _) = validation(bind(
+            Operation::GetAgentRuntime,
+            &[("agentRuntimeId", "%FF%FE")],
+            None,
+            &[],
+            "",
+        ));
+        assert_eq!(reason, ValidationReason::CannotParse);
+    }
 }

@@ -94,16 +94,25 @@ pub(crate) fn encode_output(output: &Output) -> Result<Response, WireError> {
     let response_headers = response.headers_mut();
     for (name, value) in headers {
         let Some(text) = header_text(&value) else {
-            tracing::error!(header = name, "output header member is not a scalar; dropped");
+            tracing::error!(
+                header = name,
+                "output header member is not a scalar; dropped"
+            );
             continue;
         };
-        match (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(&text)) {
+        match (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(&text),
+        ) {
             (Ok(name), Ok(value)) => {
                 response_headers.insert(name, value);
             }
             // A value with control characters would break the response framing; dropping it
             // is better than failing a request whose work is already done.
-            _ => tracing::error!(header = name, "output header value is not valid in HTTP; dropped"),
+            _ => tracing::error!(
+                header = name,
+                "output header value is not valid in HTTP; dropped"
+            ),
         }
     }
     Ok(response)

@@ -147,7 +147,10 @@ impl IntoResponse for WireError {
         let mut response = (status, body).into_response();
         let headers = response.headers_mut();
         headers.insert(ERROR_TYPE_HEADER, HeaderValue::from_static(code));
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         response
     }
 }
@@ -181,6 +184,113 @@ impl From<ValidationError> for WireError {
             message: e.message(),
             reason: ValidationReason::FieldValidationFailed,
             fields: e.fields,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+    use serde_json::{json, Value};
+
+    async fn render(e: impl Into<WireError>) -> (StatusCode, String, Value) {
+        let response = e.into().into_response();
+        let status = response.status();
+        let code = response.headers()[ERROR_TYPE_HEADER]
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        (status, code, serde_json::from_slice(&body).unwrap())
+    }
+
+    #[tokio::test]
+    async fn domain_errors_map_to_modelled_shapes() {
+        use hangar_domain::Error as E;
+        let cases = [
+            (E::NotFound("nf".into()), 404, "ResourceNotFoundException"),
+            (E::Conflict("c".into()), 409, "ConflictException"),
+            (E::AccessDenied("ad".into()), 403, "AccessDeniedException"),
+            (
+                E::QuotaExceeded("q".into()),
+                402,
+                "ServiceQuotaExceededException",
+            ),
+            (E::Unsupported("u".into()), 404, "UnknownOperationException"),
+        ];
+        for (e, status, code) in cases {
+            let message = e.to_string();
+            let (s, c, body) = render(e).await;
+            assert_eq!((s.as_u16(), c.as_str()), (status, code));
+            assert_eq!(body, json!({ "message": message }));
+        }
+        let (s, c, body) = render(WireError::Throttling("slow down".into())).await;
+        assert_eq!((s.as_u16(), c.as_str()), (429, "ThrottlingException"));
+        assert_eq!(body, json!({"message": "slow down"}));
+    }
+
+    #[tokio::test]
+    async fn internal_errors_do_not_leak_details() {
+        let (s, c, body) =
+            render(hangar_domain::Error::Internal("disk /var/x is full".into())).await;
+        assert_eq!((s.as_u16(), c.as_str()), (500, "InternalServerException"));
+        assert_eq!(body, json!({ "message": INTERNAL_MESSAGE }));
+    }
+
+    #[tokio::test]
+    async fn validation_errors_carry_reason_and_field_list() {
+        let e = ValidationError {
+            fields: vec![FieldViolation::new(
+                "agentRuntimeName",
+                Some("'a-b'"),
+                "Member must satisfy regular expression pattern: [a-zA-Z][a-zA-Z0-9_]{0,47}",
+            )],
+        };
+        let (s, c, body) = render(e).await;
+        assert_eq!((s.as_u16(), c.as_str()), (400, "ValidationException"));
+        let sentence = "Value 'a-b' at 'agentRuntimeName' failed to satisfy constraint: Member must satisfy regular expression pattern: [a-zA-Z][a-zA-Z0-9_]{0,47}";
+        assert_eq!(
+            body,
+            json!({
+                "message": format!("1 validation error detected: {sentence}"),
+                "reason": "FieldValidationFailed",
+                "fieldList": [{"name": "agentRuntimeName", "message": sentence}],
+            })
+        );
+        // Without fields there is no fieldList.
+        let (_, _, body) = render(WireError::cannot_parse("bad json")).await;
+        assert_eq!(
+            body,
+            json!({"message": "bad json", "reason": "CannotParse"})
+        );
+        let (_, _, body) = render(hangar_domain::Error::idempotency_mismatch()).await;
+        assert_eq!(body["reason"], "IdempotentParameterMismatchException");
+    }
+
+    #[tokio::test]
+    async fn auth_errors_are_403_with_their_own_codes() {
+        let cases = [
+            (
+                AuthError::MissingAuthenticationToken,
+                "MissingAuthenticationTokenException",
+            ),
+            (
+                AuthError::IncompleteSignature("x".into()),
+                "IncompleteSignatureException",
+            ),
+            (AuthError::UnrecognizedClient, "UnrecognizedClientException"),
+            (
+                AuthError::InvalidSignature("y".into()),
+                "InvalidSignatureException",
+            ),
+        ];
+        for (e, code) in cases {
+            let message = e.to_string();
+            let (s, c, body) = render(e).await;
+            assert_eq!((s.as_u16(), c.as_str()), (403, code));
+            assert_eq!(body, json!({ "message": message }));
         }
     }
 }

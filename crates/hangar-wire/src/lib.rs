@@ -5,18 +5,31 @@
 //!   signature needed.
 //! - Everything else is an AgentCore operation. The request goes through, in order:
 //!   1. routing — `(method, raw path)` against the model's `requestUri` templates
-//!      ([`routes`]);
+//!      (`routes.rs`);
 //!   2. SigV4 — the signature must be present and well formed ([`sigv4::parse`]), and in
 //!      [`AuthMode::Strict`] must verify ([`AuthMode::verify`]);
 //!   3. binding — URI labels, query, headers and JSON body become one JSON object keyed by
-//!      member name ([`bind`]), checked by `hangar_model::validate_input` and turned into a
+//!      member name (`bind.rs`), checked by `hangar_model::validate_input` and turned into a
 //!      typed `hangar_model::Input`;
 //!   4. the domain — `ControlPlane::execute`;
-//!   5. encoding — the `Output`'s members go to headers, status and JSON body ([`encode`]).
+//!   5. encoding — the `Output`'s members go to headers, status and JSON body (`encode.rs`).
 //!
 //! Any failure becomes a [`WireError`], rendered in one place ([`error`]) exactly as botocore
 //! parses rest-json errors. Every response carries `x-amzn-RequestId`; the same id is in the
 //! domain's `RequestContext` and in the `request` tracing span.
+//!
+//! Decisions worth knowing:
+//! - JSON bodies are limited to [`MAX_JSON_BODY_BYTES`] (4 MiB); more is a 400
+//!   `ValidationException` (reason `CannotParse`), refused by `Content-Length` before reading.
+//! - Unsigned requests get 403 `MissingAuthenticationTokenException` even on unknown paths
+//!   (auth runs before the 404), as on AWS; `/_hangar/` is exempt.
+//! - Any region in the SigV4 scope is accepted (see [`sigv4`]); the signing name must be
+//!   `bedrock-agentcore` in every mode.
+//! - URI/query/header values that do not convert to the member's type (`maxResults=abc`) are
+//!   400 `ValidationException`, reason `CannotParse`, with the member in `fieldList`; model
+//!   constraint violations are reason `FieldValidationFailed`.
+//! - In query strings `+` is a literal plus, not a space (opaque tokens are often base64).
+//! - `InternalServerException` never carries internal detail; it is logged with the request id.
 
 pub mod error;
 pub mod sigv4;
@@ -94,8 +107,8 @@ impl RequestId {
 }
 
 /// The router serving Hangar's own routes and every AgentCore operation. Serve it with
-/// `axum::serve(listener, router(state))`; it can be merged with other routers, whose
-/// responses then also get a request id and the panic safety net.
+/// `axum::serve(listener, router(state))`. The request-id and panic middleware covers only
+/// the routes defined here: add new Hangar routes in this function, not by merging.
 pub fn router(state: WireState) -> Router {
     let state = Arc::new(state);
     Router::new()
@@ -118,7 +131,9 @@ async fn request_context(mut request: Request, next: Next) -> Response {
     );
     let header = HeaderValue::from_str(&request_id.0).ok();
     request.extensions_mut().insert(request_id);
-    let outcome = panic::CatchUnwind::new(next.run(request)).instrument(span.clone()).await;
+    let outcome = panic::CatchUnwind::new(next.run(request))
+        .instrument(span.clone())
+        .await;
     let mut response = match outcome {
         Ok(response) => response,
         Err(payload) => {
@@ -151,7 +166,11 @@ async fn dispatch(
     }
 }
 
-async fn handle(state: &WireState, request_id: RequestId, request: Request) -> Result<Response, WireError> {
+async fn handle(
+    state: &WireState,
+    request_id: RequestId,
+    request: Request,
+) -> Result<Response, WireError> {
     let (parts, body) = request.into_parts();
     let path = parts.uri.path();
     if path.starts_with(HANGAR_PREFIX) {
@@ -176,7 +195,9 @@ async fn handle(state: &WireState, request_id: RequestId, request: Request) -> R
             .into())
         }
     };
-    let caller = state.auth.verify(&parts, &signature, &body, SystemTime::now())?;
+    let caller = state
+        .auth
+        .verify(&parts, &signature, &body, SystemTime::now())?;
 
     let Some(m) = route else {
         return Err(WireError::unknown_operation(&parts.method, path));
@@ -206,15 +227,20 @@ async fn control(
 ) -> Result<Response, WireError> {
     let value = bind::bind_input(def, labels, parts.uri.query(), &parts.headers, body)?;
     hangar_model::validate_input(def.op, &value)?;
-    let input = Input::from_value(def.op, value)
-        .map_err(|e| WireError::cannot_parse(format!("Could not parse the {} request: {e}", def.name)))?;
+    let input = Input::from_value(def.op, value).map_err(|e| {
+        WireError::cannot_parse(format!("Could not parse the {} request: {e}", def.name))
+    })?;
     let output = state.control.execute(ctx, input).await?;
     encode::encode_output(&output)
 }
 
 /// Buffers the body, refusing more than `limit` bytes (by `Content-Length` up front, else
 /// while reading).
-async fn read_body(body: Body, headers: &http::HeaderMap, limit: usize) -> Result<Bytes, WireError> {
+async fn read_body(
+    body: Body,
+    headers: &http::HeaderMap,
+    limit: usize,
+) -> Result<Bytes, WireError> {
     let too_large = || {
         WireError::cannot_parse(format!(
             "The request body exceeds the maximum of {limit} bytes for this operation."
@@ -231,6 +257,40 @@ async fn read_body(body: Body, headers: &http::HeaderMap, limit: usize) -> Resul
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
         // The client went away or sent a broken chunked body: still a client error.
-        Err(e) => Err(WireError::cannot_parse(format!("Could not read the request body: {e}"))),
+        Err(e) => Err(WireError::cannot_parse(format!(
+            "Could not read the request body: {e}"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tower::ServiceExt;
+
+    #[tokio::test]
+    async fn panics_become_500_with_a_request_id() {
+        let app = Router::new()
+            .route(
+                "/boom",
+                get(|| async {
+                    if true {
+                        panic!("kaboom");
+                    }
+                    "unreachable"
+                }),
+            )
+            .layer(middleware::from_fn(request_context));
+        let response = app
+            .oneshot(http::Request::get("/boom").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), http::StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            response.headers()[error::ERROR_TYPE_HEADER],
+            "InternalServerException"
+        );
+        let id = response.headers()[REQUEST_ID_HEADER].to_str().unwrap();
+        assert_eq!(uuid::Uuid::parse_str(id).unwrap().get_version_num(), 4);
     }
 }

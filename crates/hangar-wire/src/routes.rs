@@ -126,7 +126,11 @@ impl<T> RouteTable<T> {
 
     /// Finds the route for `method` and the raw (still percent-encoded) `path`. A known path
     /// with another method does not match: the caller answers both cases alike.
-    pub(crate) fn find<'t, 'p>(&'t self, method: &str, path: &'p str) -> Option<RouteMatch<'t, 'p, T>> {
+    pub(crate) fn find<'t, 'p>(
+        &'t self,
+        method: &str,
+        path: &'p str,
+    ) -> Option<RouteMatch<'t, 'p, T>> {
         let segments = split_path(path);
         let mut best: Option<(&Route<T>, Labels<'p>)> = None;
         for route in &self.routes {
@@ -139,7 +143,10 @@ impl<T> RouteTable<T> {
             }
             let better = match &best {
                 None => true,
-                Some((b, _)) => (route.literals, std::cmp::Reverse(route.greedy)) > (b.literals, std::cmp::Reverse(b.greedy)),
+                Some((b, _)) => {
+                    (route.literals, std::cmp::Reverse(route.greedy))
+                        > (b.literals, std::cmp::Reverse(b.greedy))
+                }
             };
             if better {
                 best = Some((route, labels));
@@ -156,13 +163,15 @@ fn compile(template: &'static str) -> Vec<Segment> {
     let template = template.split_once('?').map_or(template, |(p, _)| p);
     split_path(template)
         .into_iter()
-        .map(|seg| match seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
-            Some(label) => match label.strip_suffix('+') {
-                Some(greedy) => Segment::Greedy(greedy),
-                None => Segment::Label(label),
+        .map(
+            |seg| match seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                Some(label) => match label.strip_suffix('+') {
+                    Some(greedy) => Segment::Greedy(greedy),
+                    None => Segment::Label(label),
+                },
+                None => Segment::Literal(seg),
             },
-            None => Segment::Literal(seg),
-        })
+        )
         .collect()
 }
 
@@ -243,14 +252,22 @@ mod tests {
             ("PUT", "/runtimes/", "CreateAgentRuntime"),
             ("POST", "/runtimes/", "ListAgentRuntimes"),
             ("GET", "/runtimes/{agentRuntimeId}/", "GetAgentRuntime"),
-            ("POST", "/runtimes/{agentRuntimeArn}/invocations", "InvokeAgentRuntime"),
+            (
+                "POST",
+                "/runtimes/{agentRuntimeArn}/invocations",
+                "InvokeAgentRuntime",
+            ),
             (
                 "GET",
                 "/runtimes/{agentRuntimeArn}/invocations/.well-known/agent-card.json",
                 "GetAgentCard",
             ),
             ("PUT", "/browsers", "CreateBrowser"),
-            ("PUT", "/browsers/{browserIdentifier}/sessions/start", "StartBrowserSession"),
+            (
+                "PUT",
+                "/browsers/{browserIdentifier}/sessions/start",
+                "StartBrowserSession",
+            ),
             ("GET", "/browsers/{browserId}", "GetBrowser"),
             ("GET", "/tags/{resourceArn}", "ListTagsForResource"),
             ("GET", "/files/{key+}", "GetFile"),
@@ -274,8 +291,14 @@ mod tests {
     fn trailing_slash_is_optional_both_ways() {
         assert_eq!(find("PUT", "/runtimes/").unwrap().0, "CreateAgentRuntime");
         assert_eq!(find("PUT", "/runtimes").unwrap().0, "CreateAgentRuntime");
-        assert_eq!(find("GET", "/runtimes/abc-1234567890").unwrap().0, "GetAgentRuntime");
-        assert_eq!(find("GET", "/runtimes/abc-1234567890/").unwrap().0, "GetAgentRuntime");
+        assert_eq!(
+            find("GET", "/runtimes/abc-1234567890").unwrap().0,
+            "GetAgentRuntime"
+        );
+        assert_eq!(
+            find("GET", "/runtimes/abc-1234567890/").unwrap().0,
+            "GetAgentRuntime"
+        );
         assert_eq!(find("GET", "/browsers/b-1/").unwrap().0, "GetBrowser");
     }
 
@@ -288,7 +311,8 @@ mod tests {
 
     #[test]
     fn labels_stay_raw_and_never_span_encoded_slashes() {
-        let arn = "arn%3Aaws%3Abedrock-agentcore%3Aus-west-2%3A123456789012%3Aruntime%2Fa-1234567890";
+        let arn =
+            "arn%3Aaws%3Abedrock-agentcore%3Aus-west-2%3A123456789012%3Aruntime%2Fa-1234567890";
         let (op, labels) = find("GET", &format!("/tags/{arn}")).unwrap();
         assert_eq!(op, "ListTagsForResource");
         assert_eq!(labels, vec![("resourceArn", arn.to_string())]);
@@ -317,12 +341,16 @@ mod tests {
     #[test]
     fn deeper_literal_templates_are_distinct() {
         assert_eq!(
-            find("PUT", "/browsers/aws.browser.v1/sessions/start").unwrap().0,
+            find("PUT", "/browsers/aws.browser.v1/sessions/start")
+                .unwrap()
+                .0,
             "StartBrowserSession"
         );
         assert_eq!(find("PUT", "/browsers").unwrap().0, "CreateBrowser");
         assert_eq!(
-            find("GET", "/runtimes/x/invocations/.well-known/agent-card.json").unwrap().0,
+            find("GET", "/runtimes/x/invocations/.well-known/agent-card.json")
+                .unwrap()
+                .0,
             "GetAgentCard"
         );
     }
@@ -332,9 +360,18 @@ mod tests {
         assert_eq!(find("GET", "/things/special").unwrap().0, "GetSpecialThing");
         assert_eq!(find("GET", "/things/other").unwrap().0, "GetThing");
         // Same answer whatever the table order.
-        let reversed = RouteTable::new([("GET", "/things/special", "S"), ("GET", "/things/{id}", "L")]);
-        assert_eq!(*reversed.find("GET", "/things/special").unwrap().target, "S");
-        let forward = RouteTable::new([("GET", "/things/{id}", "L"), ("GET", "/things/special", "S")]);
+        let reversed = RouteTable::new([
+            ("GET", "/things/special", "S"),
+            ("GET", "/things/{id}", "L"),
+        ]);
+        assert_eq!(
+            *reversed.find("GET", "/things/special").unwrap().target,
+            "S"
+        );
+        let forward = RouteTable::new([
+            ("GET", "/things/{id}", "L"),
+            ("GET", "/things/special", "S"),
+        ]);
         assert_eq!(*forward.find("GET", "/things/special").unwrap().target, "S");
     }
 
@@ -364,11 +401,14 @@ mod tests {
             for b in &table.routes[i + 1..] {
                 let same_shape = a.method == b.method
                     && a.segments.len() == b.segments.len()
-                    && a.segments.iter().zip(&b.segments).all(|(x, y)| match (x, y) {
-                        (Segment::Literal(x), Segment::Literal(y)) => x == y,
-                        (Segment::Label(_), Segment::Label(_)) => true,
-                        _ => false,
-                    });
+                    && a.segments
+                        .iter()
+                        .zip(&b.segments)
+                        .all(|(x, y)| match (x, y) {
+                            (Segment::Literal(x), Segment::Literal(y)) => x == y,
+                            (Segment::Label(_), Segment::Label(_)) => true,
+                            _ => false,
+                        });
                 assert!(
                     !same_shape,
                     "{} and {} have the same route",

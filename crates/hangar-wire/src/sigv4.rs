@@ -46,7 +46,11 @@ pub const MAX_PRESIGNED_EXPIRES: u64 = 7 * 24 * 60 * 60;
 const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";
 
 /// Everything SigV4 URI-encodes: all but `A-Z a-z 0-9 - _ . ~`.
-const SIGV4_ENCODE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+const SIGV4_ENCODE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
 /// The same, but `/` kept (canonical URI).
 const SIGV4_ENCODE_PATH: &AsciiSet = &SIGV4_ENCODE.remove(b'/');
 
@@ -75,7 +79,9 @@ impl fmt::Debug for Credentials {
         // Never print secrets; the key ids are enough to debug a configuration.
         let mut ids: Vec<&str> = self.keys.keys().map(String::as_str).collect();
         ids.sort_unstable();
-        f.debug_struct("Credentials").field("access_key_ids", &ids).finish()
+        f.debug_struct("Credentials")
+            .field("access_key_ids", &ids)
+            .finish()
     }
 }
 
@@ -85,7 +91,10 @@ pub enum CredentialsError {
     #[error("line {line}: {message}")]
     Syntax { line: usize, message: String },
     #[error("profile [{profile}] has no {missing}")]
-    Incomplete { profile: String, missing: &'static str },
+    Incomplete {
+        profile: String,
+        missing: &'static str,
+    },
     #[error("access key id {0} is defined twice with different secrets")]
     Conflict(String),
     #[error("no credentials found (expected [profile] sections with aws_access_key_id and aws_secret_access_key)")]
@@ -100,8 +109,13 @@ impl Credentials {
         K: Into<String>,
         S: Into<String>,
     {
-        let keys = pairs.into_iter().map(|(k, s)| (k.into(), s.into())).collect();
-        Credentials { keys: Arc::new(keys) }
+        let keys = pairs
+            .into_iter()
+            .map(|(k, s)| (k.into(), s.into()))
+            .collect();
+        Credentials {
+            keys: Arc::new(keys),
+        }
     }
 
     /// Parses an AWS shared-credentials style file: `[profile]` sections with
@@ -121,10 +135,12 @@ impl Credentials {
                 continue;
             }
             if let Some(rest) = line.strip_prefix('[') {
-                let name = rest.strip_suffix(']').ok_or_else(|| CredentialsError::Syntax {
-                    line: line_no,
-                    message: "section header without closing ']'".into(),
-                })?;
+                let name = rest
+                    .strip_suffix(']')
+                    .ok_or_else(|| CredentialsError::Syntax {
+                        line: line_no,
+                        message: "section header without closing ']'".into(),
+                    })?;
                 profiles.push(Profile {
                     name: name.trim().to_string(),
                     access_key_id: None,
@@ -132,14 +148,18 @@ impl Credentials {
                 });
                 continue;
             }
-            let (key, value) = line.split_once('=').ok_or_else(|| CredentialsError::Syntax {
-                line: line_no,
-                message: "expected 'key = value'".into(),
-            })?;
-            let profile = profiles.last_mut().ok_or_else(|| CredentialsError::Syntax {
-                line: line_no,
-                message: "key outside of a [profile] section".into(),
-            })?;
+            let (key, value) = line
+                .split_once('=')
+                .ok_or_else(|| CredentialsError::Syntax {
+                    line: line_no,
+                    message: "expected 'key = value'".into(),
+                })?;
+            let profile = profiles
+                .last_mut()
+                .ok_or_else(|| CredentialsError::Syntax {
+                    line: line_no,
+                    message: "key outside of a [profile] section".into(),
+                })?;
             let value = value.trim().to_string();
             match key.trim() {
                 "aws_access_key_id" => profile.access_key_id = Some(value),
@@ -176,7 +196,9 @@ impl Credentials {
         if keys.is_empty() {
             return Err(CredentialsError::Empty);
         }
-        Ok(Credentials { keys: Arc::new(keys) })
+        Ok(Credentials {
+            keys: Arc::new(keys),
+        })
     }
 
     pub fn len(&self) -> usize {
@@ -237,7 +259,9 @@ impl AuthError {
 pub enum SignatureLocation {
     Header,
     /// Presigned: query parameters, with an expiry.
-    Query { expires: u64 },
+    Query {
+        expires: u64,
+    },
 }
 
 /// A well-formed SigV4 signature, as presented by the client.
@@ -295,7 +319,8 @@ pub fn parse(parts: &http::request::Parts) -> Result<Presented, AuthError> {
 
 fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
     let head = s.get(..prefix.len())?;
-    head.eq_ignore_ascii_case(prefix).then(|| &s[prefix.len()..])
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &s[prefix.len()..])
 }
 
 fn parse_header(value: &str, headers: &http::HeaderMap) -> Result<Signature, AuthError> {
@@ -323,7 +348,9 @@ fn parse_header(value: &str, headers: &http::HeaderMap) -> Result<Signature, Aut
             _ => {}
         }
     }
-    let amz_date = headers.get("x-amz-date").map(|v| String::from_utf8_lossy(v.as_bytes()));
+    let amz_date = headers
+        .get("x-amz-date")
+        .map(|v| String::from_utf8_lossy(v.as_bytes()));
     let mut missing = Vec::new();
     if credential.is_none() {
         missing.push("Authorization header requires 'Credential' parameter.");
@@ -365,8 +392,21 @@ fn parse_query(query: &str) -> Result<Signature, AuthError> {
     let amz_date = get("X-Amz-Date");
     let signed_headers = get("X-Amz-SignedHeaders");
     let expires = get("X-Amz-Expires");
-    let (Some(algorithm), Some(credential), Some(signature), Some(amz_date), Some(signed_headers), Some(expires)) =
-        (algorithm, credential, signature, amz_date, signed_headers, expires)
+    let (
+        Some(algorithm),
+        Some(credential),
+        Some(signature),
+        Some(amz_date),
+        Some(signed_headers),
+        Some(expires),
+    ) = (
+        algorithm,
+        credential,
+        signature,
+        amz_date,
+        signed_headers,
+        expires,
+    )
     else {
         return Err(AuthError::IncompleteSignature(
             "AWS query-string parameters must include 'X-Amz-Algorithm', 'X-Amz-Credential', 'X-Amz-Signature', 'X-Amz-Date', 'X-Amz-SignedHeaders', 'X-Amz-Expires'. Re-examine the query-string parameters.".into(),
@@ -451,7 +491,9 @@ fn build_signature(
         ));
     }
     if signature.is_empty() {
-        return Err(AuthError::IncompleteSignature("Signature must not be empty.".into()));
+        return Err(AuthError::IncompleteSignature(
+            "Signature must not be empty.".into(),
+        ));
     }
     Ok(Signature {
         location,
@@ -467,7 +509,9 @@ fn build_signature(
 
 fn parse_amz_date(s: &str) -> Option<OffsetDateTime> {
     let format = format_description!("[year][month][day]T[hour][minute][second]Z");
-    PrimitiveDateTime::parse(s, format).ok().map(PrimitiveDateTime::assume_utc)
+    PrimitiveDateTime::parse(s, format)
+        .ok()
+        .map(PrimitiveDateTime::assume_utc)
 }
 
 fn format_amz_date(t: OffsetDateTime) -> String {
@@ -583,7 +627,10 @@ fn signature_matches(
         SIGNING_NAME,
     );
     let expected = aws_sigv4::sign::v4::calculate_signature(key, string_to_sign.as_bytes());
-    constant_time_eq(expected.as_bytes(), signature.signature.to_ascii_lowercase().as_bytes())
+    constant_time_eq(
+        expected.as_bytes(),
+        signature.signature.to_ascii_lowercase().as_bytes(),
+    )
 }
 
 /// The canonical request (public within the crate for tests).
@@ -598,7 +645,10 @@ pub(crate) fn canonical_request(
     out.push_str(&canonical_uri(parts.uri.path()));
     out.push('\n');
     let skip_signature = matches!(signature.location, SignatureLocation::Query { .. });
-    out.push_str(&canonical_query(parts.uri.query().unwrap_or(""), skip_signature));
+    out.push_str(&canonical_query(
+        parts.uri.query().unwrap_or(""),
+        skip_signature,
+    ));
     out.push('\n');
     for name in &signature.signed_headers {
         out.push_str(name);

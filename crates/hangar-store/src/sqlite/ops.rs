@@ -41,8 +41,11 @@ pub(super) fn get(
     key: &str,
 ) -> Result<Option<Record>, StoreError> {
     conn.prepare_cached(select_record!("WHERE collection = ?1 AND key = ?2"))
-    .and_then(|mut stmt| stmt.query_row(params![collection, key], record_from_row).optional())
-    .map_err(|e| backend(&format!("reading {collection}/{key}"), e))
+        .and_then(|mut stmt| {
+            stmt.query_row(params![collection, key], record_from_row)
+                .optional()
+        })
+        .map_err(|e| backend(&format!("reading {collection}/{key}"), e))
 }
 
 pub(super) fn get_by_name(
@@ -51,8 +54,11 @@ pub(super) fn get_by_name(
     name: &str,
 ) -> Result<Option<Record>, StoreError> {
     conn.prepare_cached(select_record!("WHERE collection = ?1 AND name = ?2"))
-    .and_then(|mut stmt| stmt.query_row(params![collection, name], record_from_row).optional())
-    .map_err(|e| backend(&format!("reading {collection} named {name:?}"), e))
+        .and_then(|mut stmt| {
+            stmt.query_row(params![collection, name], record_from_row)
+                .optional()
+        })
+        .map_err(|e| backend(&format!("reading {collection} named {name:?}"), e))
 }
 
 pub(super) fn list(
@@ -74,8 +80,11 @@ pub(super) fn list(
                 "WHERE collection = ?1 AND parent = ?2 AND seq > ?3 ORDER BY seq LIMIT ?4"
             ))
             .and_then(|mut stmt| {
-                stmt.query_map(params![collection, parent, after, limit_sql], record_from_row)?
-                    .collect()
+                stmt.query_map(
+                    params![collection, parent, after, limit_sql],
+                    record_from_row,
+                )?
+                .collect()
             }),
         None => conn
             .prepare_cached(select_record!(
@@ -276,6 +285,9 @@ fn current_revision(
     key: &str,
 ) -> Result<Option<i64>, StoreError> {
     conn.prepare_cached("SELECT revision FROM records WHERE collection = ?1 AND key = ?2")
-        .and_then(|mut stmt| stmt.query_row(params![collection, key], |row| row.get(0)).optional())
+        .and_then(|mut stmt| {
+            stmt.query_row(params![collection, key], |row| row.get(0))
+                .optional()
+        })
         .map_err(|e| backend(&format!("reading the revision of {collection}/{key}"), e))
 }

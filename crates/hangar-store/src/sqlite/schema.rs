@@ -38,7 +38,10 @@ const MIGRATIONS: &[&str] = &[
 ];
 
 /// Settings every connection gets.
-pub(super) fn configure_common(conn: &Connection, busy_timeout: Duration) -> Result<(), StoreError> {
+pub(super) fn configure_common(
+    conn: &Connection,
+    busy_timeout: Duration,
+) -> Result<(), StoreError> {
     // Readers only wait here while a checkpoint or WAL recovery holds a lock; the writer waits
     // if some other process (a backup, the sqlite3 shell) holds the write lock.
     conn.busy_timeout(busy_timeout)
@@ -56,7 +59,10 @@ pub(super) fn configure_common(conn: &Connection, busy_timeout: Duration) -> Res
 }
 
 /// Settings for the one connection that writes.
-pub(super) fn configure_writer(conn: &Connection, synchronous_full: bool) -> Result<(), StoreError> {
+pub(super) fn configure_writer(
+    conn: &Connection,
+    synchronous_full: bool,
+) -> Result<(), StoreError> {
     let mode: String = conn
         .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
         .map_err(|e| backend("enabling WAL", e))?;

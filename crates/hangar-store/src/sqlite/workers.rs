@@ -100,7 +100,11 @@ struct Checkout<'a> {
 
 impl<'a> Checkout<'a> {
     fn take(pool: &'a ReaderPool, permit: OwnedSemaphorePermit) -> Self {
-        let conn = pool.idle.lock().unwrap_or_else(PoisonError::into_inner).pop();
+        let conn = pool
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
         Checkout {
             pool,
             // A permit guarantees an idle connection: there are as many permits as connections
@@ -154,9 +158,7 @@ fn writer_loop(conn: Connection, jobs: mpsc::Receiver<WriterJob>) {
             match job {
                 // No transaction is open here, so a read sees only committed data.
                 WriterJob::Read(read) => run_read(&conn, read),
-                WriterJob::Commit { writes, reply } => {
-                    group.push(PendingCommit { writes, reply })
-                }
+                WriterJob::Commit { writes, reply } => group.push(PendingCommit { writes, reply }),
             }
             if group.len() < MAX_GROUP {
                 next = jobs.try_recv().ok();
