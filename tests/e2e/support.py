@@ -19,7 +19,7 @@ import time
 import urllib.parse
 import uuid
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -771,7 +771,7 @@ def runtime_request(name: str, variant: str = "code", tags: Optional[dict] = Non
             "roleArn": ROLE_ARN,
             "networkConfiguration": vpc_network(),
             "protocolConfiguration": {"serverProtocol": "AGUI", "port": 8080, "path": "/agui"},
-            "lifecycleConfiguration": {"idleRuntimeSessionTimeout": 60, "maxLifetime": 1209600},
+            "lifecycleConfiguration": {"idleRuntimeSessionTimeout": 60, "maxLifetime": 28800},
             "environmentVariables": {"EMPTY_OK": "", "REGION": "us-east-1"},
             "filesystemConfigurations": [
                 {
@@ -815,6 +815,8 @@ def runtime_request(name: str, variant: str = "code", tags: Optional[dict] = Non
             "roleArn": ROLE_ARN,
             "networkConfiguration": {"networkMode": "PUBLIC"},
             "protocolConfiguration": {"serverProtocol": "A2A"},
+            # beyond the 8-hour microVM limit: allowed on a capacity provider only
+            "lifecycleConfiguration": {"idleRuntimeSessionTimeout": 3600, "maxLifetime": 1209600},
             "capacityProviderConfiguration": {
                 "capacityProviderArn": (
                     f"{ARN_PREFIX}:capacity-provider/gpu_pool-AbCdEfGhIj"

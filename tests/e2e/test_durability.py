@@ -100,13 +100,26 @@ def test_clean_restart_keeps_everything(hangar_factory):
     verify(make_client(srv.url), state)
 
 
-def _writer(url, kind, acked: list, stop: threading.Event, max_ops=5000):
+def _writer(url, kind, acked: list, stop: threading.Event, max_ops=5000, target=None):
     c = make_client(url, read_timeout=10)
-    for _ in range(max_ops):
+    todo = list(target or [])
+    for i in range(max_ops):
         if stop.is_set():
             return
         try:
-            if kind == "runtime":
+            if kind == "update":
+                r = c.update_agent_runtime(
+                    agentRuntimeId=target, agentRuntimeArtifact=container_artifact(f"u{i}"),
+                    roleArn="arn:aws:iam::123456789012:role/AgentCoreRuntimeRole",
+                )  # fmt: skip
+                acked.append(r["agentRuntimeVersion"])
+            elif kind == "delete":
+                if not todo:
+                    return
+                bid = todo.pop()
+                c.delete_browser(browserId=bid)
+                acked.append(bid)
+            elif kind == "runtime":
                 r = c.create_agent_runtime(**runtime_request(uniq("race"), "minimal"))
                 acked.append(r["agentRuntimeId"])
             elif kind == "browser":
@@ -122,10 +135,19 @@ def _writer(url, kind, acked: list, stop: threading.Event, max_ops=5000):
 @pytest.mark.parametrize("round_", range(3))
 def test_kill9_racing_writes(hangar_factory, round_):
     srv = hangar_factory.start(label=f"race{round_}")
-    acked = {"runtime": [], "browser": [], "profile": []}
+    c0 = make_client(srv.url)
+    updated = c0.create_agent_runtime(**runtime_request(uniq("upd"), "minimal"))["agentRuntimeId"]
+    doomed = [
+        c0.create_browser(**browser_request(uniq("doomed"), full=False))["browserId"]
+        for _ in range(60)
+    ]
+    acked = {"runtime": [], "browser": [], "profile": [], "update": [], "delete": []}
     stop = threading.Event()
+    targets = {"update": updated, "delete": doomed}
     threads = [
-        threading.Thread(target=_writer, args=(srv.url, kind, acked[kind], stop))
+        threading.Thread(
+            target=_writer, args=(srv.url, kind, acked[kind], stop), kwargs={"target": targets.get(kind)}
+        )
         for kind in acked
     ]
     for t in threads:
@@ -161,6 +183,15 @@ def test_kill9_racing_writes(hangar_factory, round_):
         except ClientError:
             missing.append(pid)
     assert not missing, f"{len(missing)} acknowledged creates lost after kill -9: {missing[:10]}"
+    pages = c.get_paginator("list_agent_runtime_versions").paginate(agentRuntimeId=updated)
+    versions = {v["agentRuntimeVersion"] for page in pages for v in page["agentRuntimes"]}
+    lost_versions = [v for v in acked["update"] if v not in versions]
+    assert not lost_versions, f"acknowledged updates lost after kill -9: {lost_versions}"
+    if acked["update"]:
+        latest = c.get_agent_runtime(agentRuntimeId=updated)["agentRuntimeVersion"]
+        assert int(latest) >= max(map(int, acked["update"]))
+    resurrected = [b for b in acked["delete"] if b in set(browser_ids(c))]
+    assert not resurrected, f"acknowledged deletes undone by kill -9: {resurrected}"
     # the store is usable after recovery
     r = c.create_agent_runtime(**runtime_request(uniq("after"), "minimal"))
     wait_status(lambda: c.get_agent_runtime(agentRuntimeId=r["agentRuntimeId"]))

@@ -51,6 +51,18 @@ def test_create_runtime_same_token_same_answer(client):
     assert [r for r in runtime_ids(client) if r.startswith(req["agentRuntimeName"] + "-")] == [rid]
 
 
+def test_same_token_different_name_is_mismatch(client):
+    token = client_token()
+    first = runtime_request(uniq("idem"), "minimal")
+    client.create_agent_runtime(clientToken=token, **first)
+    other = runtime_request(uniq("idem"), "minimal")
+    mismatch(client.create_agent_runtime, clientToken=token, **other)
+    assert not [r for r in runtime_ids(client) if r.startswith(other["agentRuntimeName"] + "-")]
+    b = browser_request(uniq("idem"), full=False)
+    client.create_browser(clientToken=token, **b)  # another operation: its own token space
+    mismatch(client.create_browser, clientToken=token, **browser_request(uniq("idem"), full=False))
+
+
 def test_create_runtime_without_token_twice_conflicts(client):
     """botocore fills a fresh clientToken each time: the second create is a new request."""
     req = runtime_request(uniq("idem"), "minimal")
@@ -164,5 +176,6 @@ def test_tool_create_delete_idempotent(client, kind):
     da = delete(clientToken=dtoken, **{key: rid})
     db = delete(clientToken=dtoken, **{key: rid})
     assert strip_meta(db) == strip_meta(da)
-    assert da["status"] == "DELETING"
+    # profiles: DeleteBrowserProfile is modeled 200 (synchronous); DELETED is in its status enum
+    assert da["status"] == "DELETING" or (kind == "profile" and da["status"] == "DELETED")
     assert [i for i in ids(client) if i.startswith(name + "-")] in ([], [rid])

@@ -443,7 +443,8 @@ def test_maximal_requests_accepted(hangar_factory):
     resp = send("TagResource", body, {"resourceArn": runtime_arn(rid)})
     assert resp.status == 204, resp
     tags = c.list_tags_for_resource(resourceArn=runtime_arn(rid))["tags"]
-    assert tags == body["tags"]
+    create_tags = SPECS["CreateAgentRuntime"].body["tags"]
+    assert tags == {**create_tags, **body["tags"]}
 
     resp = send("ListBrowserProfiles", mc.maximal_body(SPECS["ListBrowserProfiles"]), {})
     assert resp.status == 200, resp

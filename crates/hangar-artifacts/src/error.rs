@@ -147,7 +147,9 @@ pub enum ArtifactError {
     },
 
     /// The zip has more entries than allowed.
-    #[error("{url} has {count} entries, over the limit of {limit}; trim the vendored dependencies")]
+    #[error(
+        "{url} has {count} entries, over the limit of {limit}; trim the vendored dependencies"
+    )]
     TooManyEntries { url: String, count: u64, limit: u64 },
 
     /// The object is not a zip archive.

@@ -126,7 +126,7 @@ impl InterpreterResolver {
             return Ok(hit.clone());
         }
         let found = match self.config.overrides.get(&runtime) {
-            Some(path) => self.from_override(runtime, path).await?,
+            Some(path) => self.resolve_override(runtime, path).await?,
             None => self.search(runtime).await?,
         };
         tracing::info!(
@@ -143,7 +143,7 @@ impl InterpreterResolver {
         Ok(found)
     }
 
-    async fn from_override(
+    async fn resolve_override(
         &self,
         runtime: Runtime,
         path: &Path,
@@ -167,7 +167,11 @@ impl InterpreterResolver {
                         "interpreter override is a pyenv shim; using the binary it stands for");
                     run = real;
                 }
-                None => return Err(problem("is a pyenv shim with no matching version installed")),
+                None => {
+                    return Err(problem(
+                        "is a pyenv shim with no matching version installed",
+                    ))
+                }
             }
         }
         let version = if self.config.check_version {
@@ -292,7 +296,7 @@ fn pyenv_shim_target(candidate: &Path, runtime: Runtime) -> Option<Option<PathBu
     if !runtime.is_python() {
         return Some(None);
     }
-    // The shim names its root (`export PYENV_ROOT="/root/.pyenv"`); else it
+    // The shim names its root (`export PYENV_ROOT="/home/me/.pyenv"`); else it
     // lives in ROOT/shims.
     let root = text
         .lines()
@@ -432,7 +436,13 @@ mod tests {
         let real_root = std::fs::canonicalize(d.path()).unwrap();
         let m = mounts_for(&real_root.join("venv/bin/python3.12"));
         assert_eq!(m, vec![real_root.join("base"), real_root.join("venv")]);
-        assert_eq!(mounts_for(Path::new("/usr/bin/python3.11")), vec![PathBuf::from("/usr")]);
-        assert_eq!(mounts_for(Path::new("/opt/x/python")), vec![PathBuf::from("/opt/x")]);
+        assert_eq!(
+            mounts_for(Path::new("/usr/bin/python3.11")),
+            vec![PathBuf::from("/usr")]
+        );
+        assert_eq!(
+            mounts_for(Path::new("/opt/x/python")),
+            vec![PathBuf::from("/opt/x")]
+        );
     }
 }

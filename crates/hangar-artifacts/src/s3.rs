@@ -175,7 +175,6 @@ fn ini_section(text: &str, name: &str) -> Option<Vec<(String, String)>> {
         }
         if current == Some(name) {
             if let (Some(pairs), Some((k, v))) = (found.as_mut(), line.split_once('=')) {
-                let pairs: &mut Vec<(String, String)> = pairs;
                 pairs.push((k.trim().to_string(), v.trim().to_string()));
             }
         }
@@ -307,7 +306,7 @@ impl S3Source {
         if status.is_success() {
             return Ok(());
         }
-        let err = self.read_error(resp, &url).await;
+        let err = self.read_error(resp).await;
         if err.code == "BucketAlreadyOwnedByYou" {
             return Ok(());
         }
@@ -327,13 +326,21 @@ impl S3Source {
             if enabled { "Enabled" } else { "Suspended" }
         ));
         let resp = self
-            .send(Method::PUT, bucket, None, &[("versioning", "")], &[], body, &url)
+            .send(
+                Method::PUT,
+                bucket,
+                None,
+                &[("versioning", "")],
+                &[],
+                body,
+                &url,
+            )
             .await?;
         let status = resp.status();
         if status.is_success() {
             return Ok(());
         }
-        let err = self.read_error(resp, &url).await;
+        let err = self.read_error(resp).await;
         Err(self.map_error(status, err, bucket, &url, None))
     }
 
@@ -353,7 +360,7 @@ impl S3Source {
         if status.is_success() {
             return Ok(object_meta(resp.headers()));
         }
-        let err = self.read_error(resp, &url).await;
+        let err = self.read_error(resp).await;
         Err(self.map_error(status, err, bucket, &url, None))
     }
 
@@ -439,9 +446,9 @@ impl S3Source {
                 builder = builder.header(name, value);
             }
         }
-        let request = builder
-            .body(Full::new(body))
-            .map_err(|e| ArtifactError::InvalidConfig(format!("cannot build a request for {url}: {e}")))?;
+        let request = builder.body(Full::new(body)).map_err(|e| {
+            ArtifactError::InvalidConfig(format!("cannot build a request for {url}: {e}"))
+        })?;
 
         let unreachable = |detail: String| ArtifactError::EndpointUnreachable {
             endpoint: self.endpoint.clone(),
@@ -518,11 +525,7 @@ impl S3Source {
     }
 
     /// Read (at most 64 KiB of) an error body and pick out `<Code>` and `<Message>`.
-    async fn read_error(
-        &self,
-        resp: http::Response<hyper::body::Incoming>,
-        _url: &str,
-    ) -> S3ErrorBody {
+    async fn read_error(&self, resp: http::Response<hyper::body::Incoming>) -> S3ErrorBody {
         let status = resp.status();
         let limited = http_body_util::Limited::new(resp.into_body(), 64 * 1024);
         let text = match tokio::time::timeout(self.config.idle_timeout, limited.collect()).await {
@@ -629,7 +632,7 @@ impl ObjectSource for S3Source {
             return Ok(FetchOutcome::NotModified);
         }
         if status != StatusCode::OK {
-            let err = self.read_error(resp, &url).await;
+            let err = self.read_error(resp).await;
             return Err(self.map_error(status, err, request.bucket, &url, request.version_id));
         }
         let meta = object_meta(resp.headers());
@@ -776,7 +779,10 @@ mod tests {
         let (c, _) = resolve_credentials_with(env(&[("AWS_SHARED_CREDENTIALS_FILE", f)]))
             .unwrap()
             .unwrap();
-        assert_eq!((c.access_key_id.as_str(), c.session_token), ("AKIDDEF", None));
+        assert_eq!(
+            (c.access_key_id.as_str(), c.session_token),
+            ("AKIDDEF", None)
+        );
         let (c, _) = resolve_credentials_with(env(&[
             ("AWS_SHARED_CREDENTIALS_FILE", f),
             ("AWS_PROFILE", "dev"),
@@ -818,7 +824,9 @@ mod tests {
         )
         .unwrap();
         let h = home.path().to_str().unwrap();
-        let (c, _) = resolve_credentials_with(env(&[("HOME", h)])).unwrap().unwrap();
+        let (c, _) = resolve_credentials_with(env(&[("HOME", h)]))
+            .unwrap()
+            .unwrap();
         assert_eq!(c.access_key_id, "AKIDHOME");
         assert!(resolve_credentials_with(env(&[("HOME", "/nonexistent")]))
             .unwrap()
@@ -830,7 +838,10 @@ mod tests {
         let body = "<?xml version=\"1.0\"?><Error><Code>NoSuchKey</Code>\
                     <Message>The key &amp; more</Message></Error>";
         assert_eq!(xml_element(body, "Code").as_deref(), Some("NoSuchKey"));
-        assert_eq!(xml_element(body, "Message").as_deref(), Some("The key & more"));
+        assert_eq!(
+            xml_element(body, "Message").as_deref(),
+            Some("The key & more")
+        );
         assert_eq!(xml_element(body, "Nope"), None);
     }
 

@@ -81,9 +81,16 @@ pub struct Sink {
 }
 
 impl Sink {
-    pub(crate) async fn create(path: PathBuf, limit: u64, url: String) -> Result<Self, ArtifactError> {
+    pub(crate) async fn create(
+        path: PathBuf,
+        limit: u64,
+        url: String,
+    ) -> Result<Self, ArtifactError> {
         let file = tokio::fs::File::create(&path).await.map_err(|e| {
-            ArtifactError::io(format!("cannot create the download file {}", path.display()), e)
+            ArtifactError::io(
+                format!("cannot create the download file {}", path.display()),
+                e,
+            )
         })?;
         Ok(Sink {
             file: BufWriter::with_capacity(256 * 1024, file),
@@ -131,7 +138,10 @@ impl Sink {
         }
         self.hasher.update(chunk);
         self.file.write_all(chunk).await.map_err(|e| {
-            ArtifactError::io(format!("cannot write the download file {}", self.path.display()), e)
+            ArtifactError::io(
+                format!("cannot write the download file {}", self.path.display()),
+                e,
+            )
         })?;
         self.written = total;
         Ok(())
@@ -140,7 +150,10 @@ impl Sink {
     /// Flush and return (size, lowercase hex sha256).
     pub(crate) async fn finish(mut self) -> Result<(u64, String), ArtifactError> {
         self.file.flush().await.map_err(|e| {
-            ArtifactError::io(format!("cannot write the download file {}", self.path.display()), e)
+            ArtifactError::io(
+                format!("cannot write the download file {}", self.path.display()),
+                e,
+            )
         })?;
         Ok((self.written, hex::encode(self.hasher.finalize())))
     }

@@ -84,7 +84,9 @@ pub(crate) fn unpack_zip(
     let mut plan = Vec::with_capacity(archive.len());
     let mut declared_total: u64 = 0;
     for i in 0..archive.len() {
-        let entry = archive.by_index_data(i).map_err(|e| bad_zip(url, &format!("#{i}"), &e))?;
+        let entry = archive
+            .by_index_data(i)
+            .map_err(|e| bad_zip(url, &format!("#{i}"), &e))?;
         let raw_name = String::from_utf8_lossy(entry.name_raw()).into_owned();
         let name = entry.name().map(|n| n.into_owned()).unwrap_or(raw_name);
         if entry.encrypted() {
@@ -181,7 +183,19 @@ pub(crate) fn unpack_zip(
                 })?;
                 let mut entry_bytes: u64 = 0;
                 loop {
-                    let n = entry.read(&mut buf).map_err(|e| bad_zip_io(url, &p.name, &e))?;
+                    let n = entry.read(&mut buf).map_err(|e| {
+                        // The zip crate counts too and stops at the declared
+                        // size with this InvalidData error; report it as what it is.
+                        if e.to_string().contains("larger than its declared") {
+                            ArtifactError::SizeMismatch {
+                                url: url.to_string(),
+                                entry: p.name.clone(),
+                                declared: p.declared,
+                            }
+                        } else {
+                            bad_zip_io(url, &p.name, &e)
+                        }
+                    })?;
                     if n == 0 {
                         break;
                     }
@@ -207,8 +221,9 @@ pub(crate) fn unpack_zip(
                     })?;
                 }
                 drop(out);
-                fs::set_permissions(&path, fs::Permissions::from_mode(file_mode(p.mode)))
-                    .map_err(|e| ArtifactError::io(format!("cannot chmod {}", path.display()), e))?;
+                fs::set_permissions(&path, fs::Permissions::from_mode(file_mode(p.mode))).map_err(
+                    |e| ArtifactError::io(format!("cannot chmod {}", path.display()), e),
+                )?;
             }
         }
     }
@@ -258,7 +273,9 @@ pub(crate) fn unpack_zip(
             Resolved::Escapes => {
                 return Err(tree.unsafe_entry(
                     &p.name,
-                    &format!("it is a symlink to '{target}', which resolves outside the code directory"),
+                    &format!(
+                        "it is a symlink to '{target}', which resolves outside the code directory"
+                    ),
                 ))
             }
             Resolved::TooManyHops => {
@@ -328,13 +345,19 @@ impl Tree<'_> {
                 Ok(m) if m.file_type().is_symlink() => {
                     return Err(self.unsafe_entry(
                         entry,
-                        &format!("it would be written through the symlink '{}'", rel.display()),
+                        &format!(
+                            "it would be written through the symlink '{}'",
+                            rel.display()
+                        ),
                     ))
                 }
                 Ok(_) => {
                     return Err(self.unsafe_entry(
                         entry,
-                        &format!("'{}' is a file in the archive, not a directory", rel.display()),
+                        &format!(
+                            "'{}' is a file in the archive, not a directory",
+                            rel.display()
+                        ),
                     ))
                 }
                 Err(_) => fs::create_dir(&path).map_err(|e| {
@@ -365,7 +388,9 @@ fn safe_components(name: &str) -> Result<Vec<String>, String> {
     for c in name.split('/') {
         match c {
             "" | "." => {}
-            ".." => return Err("it contains '..' and would land outside the code directory".to_string()),
+            ".." => {
+                return Err("it contains '..' and would land outside the code directory".to_string())
+            }
             // A Windows-made zip may use backslashes; "..\\x" is the same attack.
             c if c.split('\\').any(|p| p == "..") => {
                 return Err("it contains '..' and would land outside the code directory".to_string())
@@ -405,8 +430,7 @@ pub(crate) enum Resolved {
 /// above `root`. Components that do not exist are taken literally.
 pub(crate) fn resolve_in_tree(root: &Path, rel: &Path) -> Resolved {
     let mut resolved: Vec<OsString> = Vec::new();
-    let mut pending: VecDeque<OsString> =
-        rel.iter().map(|c| c.to_os_string()).collect();
+    let mut pending: VecDeque<OsString> = rel.iter().map(|c| c.to_os_string()).collect();
     let mut hops = 0;
     while let Some(c) = pending.pop_front() {
         if c.is_empty() || c == "." {
@@ -489,7 +513,10 @@ fn not_a_zip_detail(path: &Path, size: u64, e: &ZipError) -> String {
         format!(
             "{} bytes starting with {}",
             size,
-            head.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ")
+            head.iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<Vec<_>>()
+                .join(" ")
         )
     };
     format!("{what}; {e}")
@@ -507,7 +534,9 @@ mod tests {
         assert!(safe_components("../x").unwrap_err().contains(".."));
         assert!(safe_components("a/../../x").unwrap_err().contains(".."));
         assert!(safe_components("a/..\\..\\x").unwrap_err().contains(".."));
-        assert!(safe_components("/etc/passwd").unwrap_err().contains("absolute"));
+        assert!(safe_components("/etc/passwd")
+            .unwrap_err()
+            .contains("absolute"));
         assert!(safe_components("C:/x").unwrap_err().contains("absolute"));
         assert!(safe_components("\\x").unwrap_err().contains("absolute"));
         // `..` inside a name is just a name.
@@ -537,12 +566,24 @@ mod tests {
         std::os::unix::fs::symlink("loop2", root.join("loop1")).unwrap();
         std::os::unix::fs::symlink("loop1", root.join("loop2")).unwrap();
         std::os::unix::fs::symlink("/etc", root.join("abs")).unwrap();
-        assert_eq!(resolve_in_tree(root, Path::new("ab/c")), Resolved::Inside("a/b/c".into()));
-        assert_eq!(resolve_in_tree(root, Path::new("fine")), Resolved::Inside("a".into()));
+        assert_eq!(
+            resolve_in_tree(root, Path::new("ab/c")),
+            Resolved::Inside("a/b/c".into())
+        );
+        assert_eq!(
+            resolve_in_tree(root, Path::new("fine")),
+            Resolved::Inside("a".into())
+        );
         // Lexically "dot/../x" is "x", but dot is the root itself: escapes.
-        assert_eq!(resolve_in_tree(root, Path::new("sneaky")), Resolved::Escapes);
+        assert_eq!(
+            resolve_in_tree(root, Path::new("sneaky")),
+            Resolved::Escapes
+        );
         assert_eq!(resolve_in_tree(root, Path::new("abs")), Resolved::Escapes);
-        assert_eq!(resolve_in_tree(root, Path::new("loop1")), Resolved::TooManyHops);
+        assert_eq!(
+            resolve_in_tree(root, Path::new("loop1")),
+            Resolved::TooManyHops
+        );
         assert_eq!(resolve_in_tree(root, Path::new("../x")), Resolved::Escapes);
     }
 }

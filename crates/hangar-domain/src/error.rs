@@ -39,6 +39,14 @@ pub enum Error {
     AccessDenied(String),
     #[error("{0}")]
     QuotaExceeded(String),
+    /// The agent could not be started or reached, or answered with an error (HTTP 424
+    /// `RuntimeClientError`).
+    #[error("{0}")]
+    RuntimeClient(String),
+    /// Retrying later will work, e.g. an endpoint whose first version is still being prepared
+    /// (HTTP 409 `RetryableConflictException`).
+    #[error("{0}")]
+    RetryableConflict(String),
     /// The operation is modelled but not served by this Hangar (yet).
     #[error("{0}")]
     Unsupported(String),

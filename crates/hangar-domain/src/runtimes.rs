@@ -930,3 +930,58 @@ pub(crate) fn tags_record(tags: Option<Value>) -> Option<TagsRecord> {
         serde_json::from_value(tags?).ok()?;
     (!tags.is_empty()).then_some(TagsRecord { tags })
 }
+
+impl ControlPlane {
+    /// The runtime id an invocation names: its id, or its ARN in this partition.
+    pub fn runtime_id_from_ref(&self, runtime: &str, account_id: Option<&str>) -> Result<String, Error> {
+        let not_found = || runtime_not_found(runtime);
+        if account_id.is_some_and(|a| a != self.partition().account_id) {
+            return Err(not_found());
+        }
+        if runtime.starts_with("arn:") {
+            match self.partition().parse_taggable(runtime) {
+                Some(crate::arn::TaggableResource::Runtime(id)) => Ok(id),
+                _ => Err(not_found()),
+            }
+        } else {
+            Ok(runtime.to_owned())
+        }
+    }
+
+    /// What an invocation of `runtime` through endpoint `qualifier` (DEFAULT when absent) runs:
+    /// the endpoint and the version live on it.
+    pub async fn invocation_target(
+        &self,
+        runtime_id: &str,
+        qualifier: Option<&str>,
+    ) -> Result<(EndpointRecord, RuntimeVersionRecord), Error> {
+        let name = qualifier.unwrap_or(DEFAULT_ENDPOINT);
+        let runtime = self.load_runtime(runtime_id).await?.doc;
+        let endpoint = load::<EndpointRecord>(
+            self.store(),
+            collection::ENDPOINT,
+            &endpoint_key(runtime_id, name),
+        )
+        .await?
+        .ok_or_else(|| endpoint_not_found(runtime_id, name))?
+        .doc;
+        let Some(live) = endpoint.live_version else {
+            return Err(match (endpoint.status, endpoint.failure_reason.as_deref()) {
+                (status, Some(reason)) if !status.is_pending() => Error::RuntimeClient(format!(
+                    "Endpoint {name} of AgentRuntime {} has no version ready to serve: {reason}",
+                    runtime.id
+                )),
+                _ => Error::RetryableConflict(format!(
+                    "Endpoint {name} of AgentRuntime {} is still being prepared; retry shortly",
+                    runtime.id
+                )),
+            });
+        };
+        let version = self
+            .load_version(runtime_id, live)
+            .await?
+            .ok_or_else(|| version_not_found(runtime_id, live))?
+            .doc;
+        Ok((endpoint, version))
+    }
+}

@@ -410,8 +410,65 @@ fn proc_cpu(pid: u32) -> Option<(f64, f64)> {
     ))
 }
 
-fn server_cpu(pid: Option<u32>) -> Option<(f64, f64)> {
-    pid.and_then(proc_cpu)
+/// Busy CPU seconds of the whole machine (all but idle and iowait), from /proc/stat.
+fn machine_busy() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().next()?.strip_prefix("cpu ")?;
+    let f: Vec<f64> = line
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal (guest time is already in user)
+    let busy = f.get(..8)?.iter().sum::<f64>() - f[3] - f[4];
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    Some(busy / if hz > 0.0 { hz } else { 100.0 })
+}
+
+/// CPU counters at one instant: this process, the server (with --server-pid)
+/// and the whole machine.
+struct Snapshot {
+    at: Instant,
+    loadgen: (f64, f64),
+    server: Option<(f64, f64)>,
+    machine: Option<f64>,
+}
+
+impl Snapshot {
+    fn take(server_pid: Option<u32>) -> Self {
+        Self {
+            at: Instant::now(),
+            loadgen: rusage(),
+            server: server_pid.and_then(proc_cpu),
+            machine: machine_busy(),
+        }
+    }
+
+    /// `loadgen_cpu`, `server_cpu` and `machine_cpu` between two snapshots.
+    /// `machine_cpu.other_cores` is what neither the load generator nor the
+    /// server used: the noise from the rest of the machine.
+    fn report(&self, end: &Snapshot, ok: u64, out: &mut Map<String, Value>) {
+        let wall = (end.at - self.at).as_secs_f64();
+        out.insert(
+            "loadgen_cpu".into(),
+            cpu_report(self.loadgen, end.loadgen, wall, ok),
+        );
+        let server = self.server.zip(end.server);
+        if let Some((b, e)) = server {
+            out.insert("server_cpu".into(), cpu_report(b, e, wall, ok));
+        }
+        if let (Some(b), Some(e)) = (self.machine, end.machine) {
+            let cores = |x: f64| ((x / wall.max(1e-9)) * 1000.0).round() / 1000.0;
+            let mut m = Map::new();
+            m.insert("busy_cores".into(), json!(cores(e - b)));
+            if let Some((sb, se)) = server {
+                let own = (end.loadgen.0 + end.loadgen.1 - self.loadgen.0 - self.loadgen.1)
+                    + (se.0 + se.1 - sb.0 - sb.1);
+                m.insert("other_cores".into(), json!(cores((e - b - own).max(0.0))));
+            }
+            out.insert("machine_cpu".into(), Value::Object(m));
+        }
+    }
 }
 
 fn cpu_report(before: (f64, f64), after: (f64, f64), wall: f64, ops: u64) -> Value {
@@ -491,7 +548,7 @@ async fn mixed(a: MixedArgs) -> Result<()> {
     let server_pid = a.target.server_pid;
     let cpu_start = tokio::spawn(async move {
         tokio::time::sleep_until(measure_start.into()).await;
-        (rusage(), server_cpu(server_pid), Instant::now())
+        Snapshot::take(server_pid)
     });
 
     let mut handles = Vec::new();
@@ -532,11 +589,9 @@ async fn mixed(a: MixedArgs) -> Result<()> {
         last = last.max(l);
         workers.push(w);
     }
-    let cpu_end = rusage();
-    let srv_end = server_cpu(server_pid);
-    let (cpu_begin, srv_begin, cpu_t0) = cpu_start.await?;
+    let snap_end = Snapshot::take(server_pid);
+    let snap_begin = cpu_start.await?;
     let secs = (last - measure_start).as_secs_f64();
-    let cpu_wall = cpu_t0.elapsed().as_secs_f64();
     let final_ws: usize = workers.iter().map(|w| w.ids.len()).sum();
     let reconnects: u64 = workers.iter().map(|w| w.conn.reconnects).sum();
     let ok = rec.ok_count();
@@ -561,13 +616,7 @@ async fn mixed(a: MixedArgs) -> Result<()> {
         json!({ "initial": initial, "final": final_ws, "cleanup_failed": cleanup_failed }),
     );
     out.insert("reconnects".into(), json!(reconnects));
-    out.insert(
-        "loadgen_cpu".into(),
-        cpu_report(cpu_begin, cpu_end, cpu_wall, ok),
-    );
-    if let (Some(b), Some(e)) = (srv_begin, srv_end) {
-        out.insert("server_cpu".into(), cpu_report(b, e, cpu_wall, ok));
-    }
+    snap_begin.report(&snap_end, ok, &mut out);
     println!("{}", serde_json::to_string_pretty(&Value::Object(out))?);
     Ok(())
 }
@@ -598,8 +647,7 @@ async fn seq_get(a: SeqArgs) -> Result<()> {
     let deadline = a
         .max_secs
         .map(|s| Instant::now() + Duration::from_secs_f64(s));
-    let cpu0 = rusage();
-    let srv0 = server_cpu(a.target.server_pid);
+    let snap0 = Snapshot::take(a.target.server_pid);
     let t0 = Instant::now();
     for _ in 0..a.requests {
         if deadline.is_some_and(|d| Instant::now() >= d) {
@@ -616,8 +664,7 @@ async fn seq_get(a: SeqArgs) -> Result<()> {
         }
     }
     let secs = t0.elapsed().as_secs_f64();
-    let cpu1 = rusage();
-    let srv1 = server_cpu(a.target.server_pid);
+    let snap1 = Snapshot::take(a.target.server_pid);
     let ok = rec.ok_count();
     let reconnects = w.conn.reconnects;
     let cleanup_failed = if a.target.no_cleanup {
@@ -635,10 +682,7 @@ async fn seq_get(a: SeqArgs) -> Result<()> {
         json!({ "initial": ids.len(), "final": ids.len(), "cleanup_failed": cleanup_failed }),
     );
     out.insert("reconnects".into(), json!(reconnects));
-    out.insert("loadgen_cpu".into(), cpu_report(cpu0, cpu1, secs, ok));
-    if let (Some(b), Some(e)) = (srv0, srv1) {
-        out.insert("server_cpu".into(), cpu_report(b, e, secs, ok));
-    }
+    snap0.report(&snap1, ok, &mut out);
     println!(
         "{}",
         serde_json::to_string_pretty(&Value::Object(out)).context("json")?

@@ -41,16 +41,14 @@ impl OutputRing {
         let n = buf.len().min(max);
         let mut bytes: Vec<u8> = buf.iter().skip(buf.len() - n).copied().collect();
         drop(buf);
+        // Valid UTF-8 never starts with a continuation byte: those belong to a character cut by
+        // the window (or by the ring), so drop them rather than print replacement garbage.
         let skip = bytes
             .iter()
             .take(3)
             .take_while(|b| (**b & 0xC0) == 0x80)
             .count();
-        if skip > 0 && n < max {
-            // The window starts at the real beginning of the output: nothing was cut.
-        } else {
-            bytes.drain(..skip);
-        }
+        bytes.drain(..skip);
         String::from_utf8_lossy(&bytes).into_owned()
     }
 }

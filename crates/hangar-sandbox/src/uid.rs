@@ -108,7 +108,11 @@ mod tests {
         assert_eq!((l1.uid(), l2.uid()), (3_900_000, 3_900_001));
         let b = UidAllocator::new(3_900_000..3_900_003).unwrap();
         let l3 = b.allocate().unwrap();
-        assert_eq!(l3.uid(), 3_900_002, "another allocator must skip uids in use");
+        assert_eq!(
+            l3.uid(),
+            3_900_002,
+            "another allocator must skip uids in use"
+        );
         assert!(a.allocate().is_err());
         drop(l1);
         assert_eq!(a.allocate().unwrap().uid(), 3_900_000);

@@ -130,12 +130,9 @@ fn bind_payload(member: &Member, body: Bytes) -> Result<Option<Value>, WireError
                 "The request body is not valid UTF-8.",
             )),
         },
-        // Raw blob payloads (InvokeAgentRuntime) are streamed by their own handlers and never
-        // reach this JSON binder.
-        _ => Err(WireError::UnknownOperation(format!(
-            "The '{}' payload cannot be bound as JSON.",
-            member.name
-        ))),
+        // Raw blob payloads (InvokeAgentRuntime) are taken by their own handlers, which bind
+        // the other members with an empty body.
+        _ => Ok(None),
     }
 }
 

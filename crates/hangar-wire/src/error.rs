@@ -49,6 +49,12 @@ pub enum WireError {
     /// 429 `ThrottlingException`.
     #[error("{0}")]
     Throttling(String),
+    /// 424 `RuntimeClientError`: the agent failed to start, crashed or answered an error.
+    #[error("{0}")]
+    RuntimeClient(String),
+    /// 409 `RetryableConflictException`.
+    #[error("{0}")]
+    RetryableConflict(String),
     /// 403, one of the SigV4 exceptions.
     #[error(transparent)]
     Auth(#[from] AuthError),
@@ -88,6 +94,8 @@ impl WireError {
             WireError::Conflict(_) => "ConflictException",
             WireError::QuotaExceeded(_) => "ServiceQuotaExceededException",
             WireError::Throttling(_) => "ThrottlingException",
+            WireError::RuntimeClient(_) => "RuntimeClientError",
+            WireError::RetryableConflict(_) => "RetryableConflictException",
             WireError::Auth(e) => e.code(),
             WireError::Internal(_) => "InternalServerException",
         }
@@ -98,7 +106,8 @@ impl WireError {
             WireError::Validation { .. } => StatusCode::BAD_REQUEST,
             WireError::UnknownOperation(_) | WireError::NotFound(_) => StatusCode::NOT_FOUND,
             WireError::AccessDenied(_) | WireError::Auth(_) => StatusCode::FORBIDDEN,
-            WireError::Conflict(_) => StatusCode::CONFLICT,
+            WireError::Conflict(_) | WireError::RetryableConflict(_) => StatusCode::CONFLICT,
+            WireError::RuntimeClient(_) => StatusCode::FAILED_DEPENDENCY,
             WireError::QuotaExceeded(_) => StatusCode::PAYMENT_REQUIRED,
             WireError::Throttling(_) => StatusCode::TOO_MANY_REQUESTS,
             WireError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -173,6 +182,8 @@ impl From<hangar_domain::Error> for WireError {
             E::AccessDenied(m) => WireError::AccessDenied(m),
             E::QuotaExceeded(m) => WireError::QuotaExceeded(m),
             E::Unsupported(m) => WireError::UnknownOperation(m),
+            E::RuntimeClient(m) => WireError::RuntimeClient(m),
+            E::RetryableConflict(m) => WireError::RetryableConflict(m),
             E::Internal(m) => WireError::Internal(m),
         }
     }

@@ -35,6 +35,7 @@ pub mod error;
 pub mod sigv4;
 
 mod bind;
+mod dataplane;
 mod encode;
 mod panic;
 mod routes;
@@ -66,6 +67,9 @@ pub const MAX_JSON_BODY_BYTES: usize = 4 * 1024 * 1024;
 /// The response header carrying the request id (botocore's `ResponseMetadata.RequestId`).
 pub const REQUEST_ID_HEADER: &str = "x-amzn-requestid";
 
+/// The header carrying a runtime session id, in requests and responses.
+pub const SESSION_ID_HEADER: &str = "x-amzn-bedrock-agentcore-runtime-session-id";
+
 /// Hangar's own routes live under this prefix; they are not AgentCore operations.
 const HANGAR_PREFIX: &str = "/_hangar/";
 
@@ -73,6 +77,8 @@ const HANGAR_PREFIX: &str = "/_hangar/";
 #[derive(Clone)]
 pub struct WireState {
     pub control: Arc<ControlPlane>,
+    /// Agent sessions; without it the agent data plane answers UnknownOperationException.
+    pub sessions: Option<Arc<hangar_agents::SessionManager>>,
     pub auth: AuthMode,
     /// Reported by `GET /_hangar/health`.
     pub version: String,
@@ -84,9 +90,15 @@ impl WireState {
     pub fn new(control: impl Into<Arc<ControlPlane>>, auth: AuthMode) -> Self {
         WireState {
             control: control.into(),
+            sessions: None,
             auth,
             version: env!("CARGO_PKG_VERSION").to_string(),
         }
+    }
+
+    pub fn with_sessions(mut self, sessions: Arc<hangar_agents::SessionManager>) -> Self {
+        self.sessions = Some(sessions);
+        self
     }
 
     pub fn with_version(mut self, version: impl Into<String>) -> Self {
@@ -113,6 +125,11 @@ pub fn router(state: WireState) -> Router {
     let state = Arc::new(state);
     Router::new()
         .route("/_hangar/health", get(health).fallback(dispatch))
+        .route("/_hangar/sessions", get(list_sessions).fallback(dispatch))
+        .route(
+            "/_hangar/runtimes/{runtime_id}/sessions/{session_id}/logs",
+            get(session_logs).fallback(dispatch),
+        )
         .fallback(dispatch)
         .layer(middleware::from_fn(request_context))
         .with_state(state)
@@ -152,6 +169,34 @@ async fn health(State(state): State<Arc<WireState>>) -> Response {
     Json(serde_json::json!({ "status": "ok", "version": state.version })).into_response()
 }
 
+/// Live agent sessions.
+async fn list_sessions(State(state): State<Arc<WireState>>) -> Response {
+    let sessions = state
+        .sessions
+        .as_ref()
+        .map(|s| s.list())
+        .unwrap_or_default();
+    Json(serde_json::json!({ "sessions": sessions })).into_response()
+}
+
+/// The bounded output tails of a live or recently ended agent session.
+async fn session_logs(
+    State(state): State<Arc<WireState>>,
+    axum::extract::Path((runtime_id, session_id)): axum::extract::Path<(String, String)>,
+) -> Response {
+    match state
+        .sessions
+        .as_ref()
+        .and_then(|s| s.logs(&runtime_id, &session_id))
+    {
+        Some(logs) => Json(logs).into_response(),
+        None => WireError::NotFound(format!(
+            "No logs for session {session_id} of runtime {runtime_id}"
+        ))
+        .into_response(),
+    }
+}
+
 async fn dispatch(
     State(state): State<Arc<WireState>>,
     Extension(request_id): Extension<RequestId>,
@@ -184,7 +229,11 @@ async fn handle(
     // Authentication comes before the 404 for unknown routes, as on AWS: an unsigned request
     // learns nothing about which paths exist.
     let presented = sigv4::parse(&parts)?;
-    let body = read_body(body, &parts.headers, MAX_JSON_BODY_BYTES).await?;
+    let limit = match route.as_ref().map(|m| m.target.handler) {
+        Some(Handler::InvokeAgentRuntime) => dataplane::MAX_PAYLOAD_BYTES,
+        _ => MAX_JSON_BODY_BYTES,
+    };
+    let body = read_body(body, &parts.headers, limit).await?;
     let signature = match presented {
         sigv4::Presented::SigV4(signature) => signature,
         sigv4::Presented::Bearer(_) => {
@@ -208,6 +257,13 @@ async fn handle(
     };
     match m.target.handler {
         Handler::Control => control(state, &ctx, m.target.def, &m.labels, &parts, body).await,
+        Handler::InvokeAgentRuntime => {
+            dataplane::invoke_agent_runtime(state, &ctx, m.target.def, &m.labels, &parts, body)
+                .await
+        }
+        Handler::StopRuntimeSession => {
+            dataplane::stop_runtime_session(state, m.target.def, &m.labels, &parts, body).await
+        }
         Handler::NotYetSupported => Err(hangar_domain::Error::Unsupported(format!(
             "{} is not supported by this Hangar yet.",
             m.target.def.name

@@ -15,7 +15,7 @@
 //! - When several templates match, the one with the most literal segments wins, then the one
 //!   with fewer greedy labels, then table order, so the result never depends on luck.
 
-use hangar_model::{OperationDef, Service, OPERATIONS};
+use hangar_model::{Operation, OperationDef, Service, OPERATIONS};
 use std::sync::LazyLock;
 
 /// One segment of a compiled template.
@@ -53,6 +53,10 @@ pub(crate) struct RouteMatch<'t, 'p, T> {
 pub(crate) enum Handler {
     /// Buffered JSON request, `ControlPlane::execute`, JSON response.
     Control,
+    /// Raw payload forwarded to an agent session, streamed answer.
+    InvokeAgentRuntime,
+    /// Ends an agent session.
+    StopRuntimeSession,
     /// Modelled, routed, but not served yet.
     NotYetSupported,
 }
@@ -67,9 +71,11 @@ pub(crate) struct OpRoute {
 /// Chooses the handler of an operation. Kept as one function so that giving a data-plane
 /// operation its own handler is a one-line change.
 fn handler_for(def: &OperationDef) -> Handler {
-    match def.service {
-        Service::Control => Handler::Control,
-        Service::Data => Handler::NotYetSupported,
+    match (def.service, def.op) {
+        (Service::Control, _) => Handler::Control,
+        (Service::Data, Operation::InvokeAgentRuntime) => Handler::InvokeAgentRuntime,
+        (Service::Data, Operation::StopRuntimeSession) => Handler::StopRuntimeSession,
+        (Service::Data, _) => Handler::NotYetSupported,
     }
 }
 

@@ -6,7 +6,10 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
-use hangar_domain::{AcceptingProvisioner, ControlPlane, Partition};
+use hangar_agents::{AgentProvisioner, SessionManager, SessionsConfig};
+use hangar_artifacts::{Artifacts, ArtifactsConfig, DirSource, ObjectSource, S3Source};
+use hangar_domain::{ControlPlane, Partition};
+use hangar_sandbox::{BwrapBackend, BwrapConfig, Limits};
 use hangar_store::SqliteStore;
 use hangar_wire::{AuthMode, Credentials, WireState};
 
@@ -30,6 +33,28 @@ pub struct ServeArgs {
     /// these keys; without it any access key is accepted but requests must still be signed.
     #[arg(long, env = "HANGAR_CREDENTIALS")]
     credentials: Option<PathBuf>,
+    /// S3-compatible endpoint code artifacts are fetched from (path-style, e.g.
+    /// `http://127.0.0.1:9000`), with credentials from `AWS_ACCESS_KEY_ID` /
+    /// `AWS_SECRET_ACCESS_KEY` or the shared credentials file, as AWS tools take them.
+    #[arg(long, conflicts_with = "s3_dir")]
+    s3_endpoint: Option<String>,
+    /// A local directory standing in for S3: the object `s3://bucket/key` is `DIR/bucket/key`.
+    /// The default when no `--s3-endpoint` is given is `DATA_DIR/s3`.
+    #[arg(long)]
+    s3_dir: Option<PathBuf>,
+    /// The interpreter for a runtime, e.g. `--interpreter PYTHON_3_12=/opt/py312/bin/python3.12`
+    /// (repeatable). Without it `python3.X` is looked up in /usr/bin, then PATH.
+    #[arg(long = "interpreter", value_name = "RUNTIME=PATH")]
+    interpreters: Vec<String>,
+    /// Memory limit of each session sandbox, in MiB.
+    #[arg(long, default_value_t = 1024)]
+    session_memory_mib: u64,
+    /// CPU limit of each session sandbox, in CPUs.
+    #[arg(long, default_value_t = 1.0)]
+    session_cpus: f64,
+    /// Process (and thread) limit of each session sandbox.
+    #[arg(long, default_value_t = 512)]
+    session_max_processes: u32,
 }
 
 fn default_data_dir() -> anyhow::Result<PathBuf> {
@@ -65,17 +90,63 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     let store = SqliteStore::open(&data_dir)
         .with_context(|| format!("opening the store in {}", data_dir.display()))?;
+
+    // Execution: code artifacts, sandboxes, sessions.
+    let source: Arc<dyn ObjectSource> = match (&args.s3_endpoint, &args.s3_dir) {
+        (Some(endpoint), _) => Arc::new(
+            S3Source::from_env(endpoint.clone()).context("configuring the S3 endpoint")?,
+        ),
+        (None, Some(dir)) => Arc::new(DirSource::new(dir.clone())),
+        (None, None) => Arc::new(DirSource::new(data_dir.join("s3"))),
+    };
+    let mut artifacts_config = ArtifactsConfig::new(data_dir.join("artifacts"));
+    for spec in &args.interpreters {
+        let (runtime, path) = hangar_artifacts::parse_override(spec)
+            .with_context(|| format!("--interpreter {spec}"))?;
+        artifacts_config.interpreters.overrides.insert(runtime, path);
+    }
+    let artifacts = Artifacts::new(artifacts_config, source).context("opening the artifact cache")?;
+    let provisioner = Arc::new(AgentProvisioner::new(Arc::new(artifacts)));
+
     let control = ControlPlane::new(
         Arc::new(store),
         Partition {
             region: args.region.clone(),
             account_id: args.account_id.clone(),
         },
-        Arc::new(AcceptingProvisioner),
+        provisioner.clone(),
     );
     control.start().await.context("recovering state")?;
 
-    let app = hangar_wire::router(WireState::new(control, auth));
+    let sessions_config = SessionsConfig {
+        limits: Limits {
+            memory_bytes: Some(args.session_memory_mib << 20),
+            cpu_millis: Some((args.session_cpus * 1000.0).round() as u32),
+            max_processes: Some(args.session_max_processes),
+            ..Limits::default()
+        },
+        public_url: format!("http://{}", args.listen),
+        ..SessionsConfig::default()
+    };
+    // The control plane is useful without sandboxes (no bubblewrap, not root): serve it and
+    // say why agents cannot run.
+    let sessions = match BwrapBackend::new(BwrapConfig::default()) {
+        Ok(backend) => Some(Arc::new(
+            SessionManager::start(control.clone(), provisioner, Arc::new(backend), sessions_config)
+                .await
+                .context("starting the session manager")?,
+        )),
+        Err(e) => {
+            tracing::warn!(error = %e, "agent sessions are disabled: the sandbox backend is unavailable");
+            None
+        }
+    };
+
+    let mut state = WireState::new(control, auth);
+    if let Some(sessions) = &sessions {
+        state = state.with_sessions(sessions.clone());
+    }
+    let app = hangar_wire::router(state);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
@@ -91,6 +162,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("serving")?;
+    if let Some(sessions) = sessions {
+        sessions.shutdown().await;
+    }
     tracing::info!("hangar stopped");
     Ok(())
 }

@@ -1,0 +1,114 @@
+//! How a runtime version's session is started: the sandbox spec AgentCore's container contract
+//! implies.
+
+use std::path::PathBuf;
+
+use hangar_artifacts::{PreparedCode, SANDBOX_CODE_DIR};
+use hangar_domain::records::RuntimeVersionRecord;
+use hangar_sandbox::{Limits, Mount, NetworkMode, SandboxSpec};
+use serde_json::Value;
+
+/// The port and path the agent serves invocations on, per protocol (contract §A.1), with the
+/// runtime's `protocolConfiguration` overrides.
+#[derive(Debug, Clone)]
+pub(crate) struct Endpoint {
+    pub port: u16,
+    pub path: String,
+}
+
+pub(crate) fn endpoint(version: &RuntimeVersionRecord) -> Endpoint {
+    let protocol_config = version.config.get("protocolConfiguration");
+    let protocol = protocol_config
+        .and_then(|p| p.get("serverProtocol"))
+        .and_then(Value::as_str)
+        .unwrap_or("HTTP");
+    let (default_port, default_path) = match protocol {
+        "MCP" => (8000, "/mcp"),
+        "A2A" => (9000, "/"),
+        _ => (8080, "/invocations"),
+    };
+    Endpoint {
+        port: protocol_config
+            .and_then(|p| p.get("port"))
+            .and_then(Value::as_u64)
+            .and_then(|p| u16::try_from(p).ok())
+            .unwrap_or(default_port),
+        path: protocol_config
+            .and_then(|p| p.get("path"))
+            .and_then(Value::as_str)
+            .unwrap_or(default_path)
+            .to_owned(),
+    }
+}
+
+pub(crate) struct LaunchContext<'a> {
+    pub session_id: &'a str,
+    pub region: &'a str,
+    pub endpoint_arn: &'a str,
+    pub invocation_url: String,
+    pub limits: Limits,
+}
+
+/// The sandbox for one session of a code-artifact version: the unpacked code read-only at
+/// `/var/task` (the working directory), the interpreter's directories read-only, a private
+/// `/tmp`, the runtime's environment plus what AgentCore injects.
+pub(crate) fn code_session_spec(
+    version: &RuntimeVersionRecord,
+    code: &PreparedCode,
+    ctx: &LaunchContext<'_>,
+) -> SandboxSpec {
+    let mut spec = SandboxSpec::new(ctx.session_id, &code.argv[0]);
+    spec.args = code.argv[1..].to_vec();
+    spec.cwd = PathBuf::from(SANDBOX_CODE_DIR);
+    for dir in &code.interpreter_mounts {
+        // The host system directories are already there; other prefixes (e.g. /opt/python)
+        // are added read-only at the same path.
+        if !dir.starts_with("/usr") {
+            spec.mounts.push(Mount::ReadOnly {
+                host: dir.clone(),
+                inside: dir.clone(),
+            });
+        }
+    }
+    spec.mounts.push(Mount::ReadOnly {
+        host: code.code_dir.clone(),
+        inside: PathBuf::from(SANDBOX_CODE_DIR),
+    });
+    spec.env.extend(code.env.iter().cloned());
+    spec.env.extend([
+        ("AWS_REGION".to_owned(), ctx.region.to_owned()),
+        ("AWS_DEFAULT_REGION".to_owned(), ctx.region.to_owned()),
+        (
+            "OTEL_RESOURCE_ATTRIBUTES".to_owned(),
+            format!(
+                "cloud.resource_id={},service.name={}",
+                ctx.endpoint_arn, version.runtime_name
+            ),
+        ),
+        ("AGENTCORE_RUNTIME_URL".to_owned(), ctx.invocation_url.clone()),
+        ("PYTHONUNBUFFERED".to_owned(), "1".to_owned()),
+    ]);
+    // The runtime's own variables come last so they win, as in AgentCore.
+    if let Some(Value::Object(vars)) = version.config.get("environmentVariables") {
+        for (k, v) in vars {
+            if let Some(v) = v.as_str() {
+                spec.env.retain(|(name, _)| name != k);
+                spec.env.push((k.clone(), v.to_owned()));
+            }
+        }
+    }
+    spec.network = match version
+        .config
+        .get("networkConfiguration")
+        .and_then(|n| n.get("networkMode"))
+        .and_then(Value::as_str)
+    {
+        // VPC on a single host means: the host's network.
+        Some("PUBLIC") | Some("VPC") | None => NetworkMode::Public {
+            host_loopback: true,
+        },
+        Some(_) => NetworkMode::None,
+    };
+    spec.limits = ctx.limits;
+    spec
+}

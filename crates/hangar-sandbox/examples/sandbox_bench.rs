@@ -1,0 +1,301 @@
+//! Ad-hoc measurements of the bubblewrap backend (run as root):
+//!
+//! ```sh
+//! cargo run --release -p hangar-sandbox --example sandbox_bench [runs]
+//! ```
+//!
+//! Prints medians of: spawn → first `GET /ping` 200 of a tiny Python HTTP server, in a sandbox
+//! (no network / public network) and started bare; `connect()` into a sandbox vs a plain loopback
+//! connect; a request on a warm connection; idle memory per sandbox.
+
+use std::os::unix::fs::PermissionsExt;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use hangar_sandbox::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const SERVER: &str = r#"
+import sys
+from http.server import BaseHTTPRequestHandler, HTTPServer
+class H(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        body = b'{"status": "Healthy"}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+HTTPServer(("0.0.0.0", int(sys.argv[1]) if len(sys.argv) > 1 else 8080), H).serve_forever()
+"#;
+
+const PING: &[u8] = b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n";
+
+async fn ping_once(mut c: TcpStream) -> bool {
+    if c.write_all(PING).await.is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 512];
+    matches!(c.read(&mut buf).await, Ok(n) if n > 12 && buf.starts_with(b"HTTP/1.1 200"))
+}
+
+/// One request/response on an open keep-alive connection.
+async fn ping_on(c: &mut TcpStream) {
+    c.write_all(PING).await.unwrap();
+    let mut buf = [0u8; 512];
+    let mut got = 0;
+    // headers + 21-byte body; the response arrives in one segment on loopback.
+    while got == 0 || !buf[..got].ends_with(b"}") {
+        got += c.read(&mut buf[got..]).await.unwrap();
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+fn stats(name: &str, v: Vec<f64>, unit: &str) {
+    let mut s = v.clone();
+    s.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    println!(
+        "{name:<58} median {:>9.3} {unit}  (min {:.3}, max {:.3}, n={})",
+        median(v),
+        s[0],
+        s[s.len() - 1],
+        s.len()
+    );
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let runs: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(15);
+    let backend = BwrapBackend::new(BwrapConfig {
+        cgroup_parent: format!("hangar-bench-{}", std::process::id()),
+        ..Default::default()
+    })
+    .expect("backend (run as root with bubblewrap installed)");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let script = dir.path().join("server.py");
+    std::fs::write(&script, SERVER).unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o644)).unwrap();
+
+    let spec = |id: String, net: NetworkMode| {
+        let mut s = SandboxSpec::new(id, "/usr/bin/python3");
+        s.args = vec!["/code/server.py".into()];
+        s.mounts.push(Mount::ReadOnly {
+            host: dir.path().into(),
+            inside: "/code".into(),
+        });
+        s.cwd = "/code".into();
+        s.network = net;
+        s
+    };
+
+    // Bare: the same server on a host port.
+    let mut bare = Vec::new();
+    for i in 0..runs {
+        let port = 18_600 + i as u16;
+        let t = Instant::now();
+        let mut child = tokio::process::Command::new("/usr/bin/python3")
+            .arg(&script)
+            .arg(port.to_string())
+            .env_clear()
+            .stdout(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        loop {
+            if let Ok(c) = TcpStream::connect(("127.0.0.1", port)).await {
+                if ping_once(c).await {
+                    break;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        bare.push(t.elapsed().as_secs_f64() * 1e3);
+        child.kill().await.unwrap();
+    }
+    stats("bare python server: spawn -> GET /ping 200", bare, "ms");
+
+    for (label, net) in [
+        ("sandbox, network none", NetworkMode::None),
+        (
+            "sandbox, network public (pasta)",
+            NetworkMode::Public {
+                host_loopback: true,
+            },
+        ),
+    ] {
+        if net != NetworkMode::None && !backend.public_network_available() {
+            println!("{label}: pasta not installed, skipped");
+            continue;
+        }
+        let (mut to_ping, mut to_spawn, mut kills) = (Vec::new(), Vec::new(), Vec::new());
+        for i in 0..runs {
+            let t = Instant::now();
+            let sb = backend
+                .spawn_bwrap(spec(format!("bench-{i}"), net))
+                .await
+                .unwrap();
+            to_spawn.push(t.elapsed().as_secs_f64() * 1e3);
+            loop {
+                if let Ok(c) = sb.connect(8080).await {
+                    if ping_once(c).await {
+                        break;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            to_ping.push(t.elapsed().as_secs_f64() * 1e3);
+            let t = Instant::now();
+            sb.kill().await.unwrap();
+            kills.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        stats(&format!("{label}: spawn() returns"), to_spawn, "ms");
+        stats(&format!("{label}: spawn -> GET /ping 200"), to_ping, "ms");
+        stats(&format!("{label}: kill()"), kills, "ms");
+    }
+
+    // Connection costs.
+    let sb = backend
+        .spawn_bwrap(spec("bench-conn".into(), NetworkMode::None))
+        .await
+        .unwrap();
+    while sb.connect(8080).await.is_err() {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let host = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hport = host.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let Ok((c, _)) = host.accept().await else {
+                return;
+            };
+            drop(c);
+        }
+    });
+    let n = 2000;
+    let mut sand = Vec::with_capacity(n);
+    let mut plain = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = Instant::now();
+        let c = sb.connect(8080).await.unwrap();
+        sand.push(t.elapsed().as_secs_f64() * 1e6);
+        drop(c);
+        let t = Instant::now();
+        let c = TcpStream::connect(("127.0.0.1", hport)).await.unwrap();
+        plain.push(t.elapsed().as_secs_f64() * 1e6);
+        drop(c);
+    }
+    stats("connect(): sandbox netns (setns worker)", sand, "us");
+    stats("connect(): plain host loopback", plain, "us");
+
+    let mut c = sb.connect(8080).await.unwrap();
+    let mut warm = Vec::new();
+    for _ in 0..2000 {
+        let t = Instant::now();
+        ping_on(&mut c).await;
+        warm.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    stats("GET /ping on a warm connection into the sandbox", warm, "us");
+    sb.kill().await.unwrap();
+
+    let (bport, mut bchild) = (18_590u16, {
+        tokio::process::Command::new("/usr/bin/python3")
+            .arg(&script)
+            .arg("18590")
+            .env_clear()
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap()
+    });
+    let mut c = loop {
+        if let Ok(c) = TcpStream::connect(("127.0.0.1", bport)).await {
+            break c;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    let mut warm = Vec::new();
+    for _ in 0..2000 {
+        let t = Instant::now();
+        ping_on(&mut c).await;
+        warm.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    stats("GET /ping on a warm connection to the bare server", warm, "us");
+    bchild.kill().await.unwrap();
+
+    // Idle memory.
+    for (label, net) in [
+        ("none", NetworkMode::None),
+        (
+            "public",
+            NetworkMode::Public {
+                host_loopback: true,
+            },
+        ),
+    ] {
+        if net != NetworkMode::None && !backend.public_network_available() {
+            continue;
+        }
+        let mut boxes = Vec::new();
+        for i in 0..10 {
+            let sb = backend
+                .spawn_bwrap(spec(format!("idle-{label}-{i}"), net))
+                .await
+                .unwrap();
+            while sb.connect(8080).await.is_err() {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            boxes.push(sb);
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let mem: Vec<f64> = boxes
+            .iter()
+            .map(|b| b.memory_usage_bytes().unwrap() as f64 / (1 << 20) as f64)
+            .collect();
+        let rss: Vec<f64> = boxes
+            .iter()
+            .map(|b| {
+                b.pids()
+                    .iter()
+                    .map(|p| pss_kib(*p) as f64 / 1024.0)
+                    .sum::<f64>()
+            })
+            .collect();
+        stats(
+            &format!("idle tiny server, network {label}: cgroup memory"),
+            mem,
+            "MiB",
+        );
+        stats(
+            &format!("idle tiny server, network {label}: PSS of all processes"),
+            rss,
+            "MiB",
+        );
+        for b in boxes {
+            b.kill().await.unwrap();
+        }
+    }
+    backend.remove_parent_cgroup().unwrap();
+}
+
+fn pss_kib(pid: i32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Pss:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
