@@ -122,7 +122,13 @@ class HangarServer:
         credentials: Optional[Path] = None,
         credentials_env: Optional[Path] = None,
         label: str = "hangar",
+        extra_args: Optional[list] = None,
+        extra_env: Optional[dict] = None,
+        code_artifacts: bool = True,
     ) -> None:
+        self.extra_args = list(extra_args or [])
+        self.extra_env = dict(extra_env or {})
+        self.code_artifacts = code_artifacts
         self.data_dir = Path(data_dir)
         self.log_dir = Path(log_dir)
         self.credentials = credentials
@@ -171,10 +177,14 @@ class HangarServer:
             ]  # fmt: skip
             if self.credentials is not None:
                 cmd += ["--credentials", str(self.credentials)]
+            if self.code_artifacts:
+                cmd += code_artifact_args(self.data_dir / "s3")
+            cmd += self.extra_args
             env = dict(os.environ)
             env.pop("HANGAR_CREDENTIALS", None)
             if self.credentials_env is not None:
                 env["HANGAR_CREDENTIALS"] = str(self.credentials_env)
+            env.update(self.extra_env)
             env.setdefault("RUST_BACKTRACE", "1")
             with open(self.stderr_path, "wb") as err, open(stdout_path, "wb") as out:
                 self.proc = subprocess.Popen(
@@ -244,6 +254,88 @@ class HangarServer:
         with open(self.stderr_path, "rb") as f:
             data = deque(f, maxlen=lines)
         return b"".join(data).decode("utf-8", "replace") or "(stderr empty)"
+
+
+# --------------------------------------------------------------------------------------------
+# Code artifacts: Hangar provisions `codeConfiguration` runtimes for real (fetch the zip, unpack
+# it, find the interpreter) before they are READY. The control-plane tests give every server a
+# local directory standing in for S3 (`--s3-dir`, `s3://bucket/key` = `DIR/bucket/key`) seeded
+# with the zips their requests name, and map every managed runtime to an interpreter this
+# machine has (control-plane behaviour does not depend on the exact Python version).
+
+ARTIFACT_BUCKET = "hangar-e2e-artifacts"
+ARTIFACT_KEYS = ("agents/support/v1.zip", "agents/support/v2.zip", "agents/mcp/server.zip",
+                 "agents/support.zip")  # fmt: skip
+
+AGENT_MAIN = b"""\
+import json
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+
+class Agent(BaseHTTPRequestHandler):
+    def _send(self, code, body):
+        data = json.dumps(body).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):
+        self._send(200 if self.path == "/ping" else 404, {"status": "Healthy"})
+
+    def do_POST(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        self._send(200, {"echo": self.rfile.read(n).decode("utf-8", "replace")})
+
+
+if __name__ == "__main__":
+    HTTPServer(("0.0.0.0", 8080), Agent).serve_forever()
+"""
+
+LAUNCHER = b"""\
+#!/usr/bin/env python3
+import os
+import sys
+
+os.execvp(sys.argv[1], sys.argv[1:])
+"""
+
+
+def seed_code_artifacts(s3_dir: Path) -> None:
+    import zipfile
+
+    for key in ARTIFACT_KEYS:
+        path = Path(s3_dir) / ARTIFACT_BUCKET / key
+        if path.exists():
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
+            z.writestr("main.py", AGENT_MAIN)
+            info = zipfile.ZipInfo("bin/opentelemetry-instrument")
+            info.external_attr = 0o755 << 16
+            z.writestr(info, LAUNCHER)
+        tmp.rename(path)
+
+
+def local_interpreter() -> str:
+    import shutil
+    import sys
+
+    for cand in (shutil.which("python3.11"), "/usr/bin/python3", os.path.realpath(sys.executable)):
+        if cand and os.path.exists(cand):
+            return cand
+    raise AssertionError("no Python interpreter found for code runtimes")
+
+
+def code_artifact_args(s3_dir: Path) -> list[str]:
+    seed_code_artifacts(s3_dir)
+    py = local_interpreter()
+    args = ["--s3-dir", str(s3_dir)]
+    for v in ("10", "11", "12", "13", "14"):
+        args += ["--interpreter", f"PYTHON_3_{v}={py}"]
+    return args
 
 
 def write_credentials(path: Path, key: str, secret: str) -> Path:
@@ -669,15 +761,10 @@ CONTAINER_URI = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/support-agent:v1"
 
 
 def code_artifact(runtime: str = "PYTHON_3_14", prefix: str = "agents/support/v1.zip") -> dict:
+    # No S3 versionId: the local directory standing in for S3 has no object versions.
     return {
         "codeConfiguration": {
-            "code": {
-                "s3": {
-                    "bucket": "hangar-e2e-artifacts",
-                    "prefix": prefix,
-                    "versionId": "3sL4kqtJlcpXroDTDmJ",
-                }
-            },
+            "code": {"s3": {"bucket": ARTIFACT_BUCKET, "prefix": prefix}},
             "runtime": runtime,
             "entryPoint": ["opentelemetry-instrument", "main.py"],
         }
@@ -797,7 +884,13 @@ def runtime_request(name: str, variant: str = "code", tags: Optional[dict] = Non
     elif variant == "mcp_extras":
         req = {
             "agentRuntimeName": name,
-            "agentRuntimeArtifact": code_artifact("NODE_22", "agents/mcp/server.zip"),
+            "agentRuntimeArtifact": {
+                "codeConfiguration": {
+                    "code": {"s3": {"bucket": ARTIFACT_BUCKET, "prefix": "agents/mcp/server.zip"}},
+                    "runtime": "PYTHON_3_13",
+                    "entryPoint": ["main.py"],
+                }
+            },
             "roleArn": ROLE_ARN,
             "networkConfiguration": {"networkMode": "PUBLIC"},
             "protocolConfiguration": {"serverProtocol": "MCP"},

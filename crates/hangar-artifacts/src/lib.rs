@@ -246,6 +246,9 @@ impl Artifacts {
                 .expect("poisoned")
                 .insert(digest.clone(), Instant::now());
             let code_dir = self.code_dir(&digest);
+            if config.runtime.is_python() {
+                self.precompile(&digest, &interpreter.path).await;
+            }
             let plan = {
                 let code_dir = code_dir.clone();
                 let path = interpreter.path.clone();
@@ -403,6 +406,45 @@ impl Artifacts {
             "zip unpacked"
         );
         Ok(())
+    }
+
+    /// Compiles the tree's Python modules once, ahead of time. Sessions mount the code
+    /// read-only, so without this every session start would compile every vendored module
+    /// again (seconds for a typical agent, against ~0.3 s with bytecode present).
+    /// Best effort: a module that does not compile fails where it is imported, as it would
+    /// on AgentCore.
+    async fn precompile(&self, digest: &str, interpreter: &Path) {
+        let _lock = self.digest_locks.lock(digest).await;
+        let tree = self.code_dir(digest);
+        let tag: String = interpreter
+            .to_string_lossy()
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        let marker = self
+            .config
+            .cache_dir
+            .join("code")
+            .join(format!(".{digest}.bytecode{tag}"));
+        if marker.exists() {
+            return;
+        }
+        let t0 = Instant::now();
+        let status = tokio::process::Command::new(interpreter)
+            .args(["-m", "compileall", "-q", "-j", "0"])
+            .arg(&tree)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .await;
+        tracing::info!(
+            digest,
+            ok = status.as_ref().is_ok_and(|s| s.success()),
+            elapsed_ms = t0.elapsed().as_millis() as u64,
+            "bytecode compiled"
+        );
+        let _ = std::fs::write(&marker, b"");
     }
 
     /// Remove every unpacked tree whose digest is not in `keep` (and was not

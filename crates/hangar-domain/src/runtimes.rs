@@ -241,6 +241,8 @@ impl ControlPlane {
             let Some(default) =
                 load::<EndpointRecord>(self.store(), collection::ENDPOINT, &default_key).await?
             else {
+                // Deleted between the two reads: say so, as a fresh read of the runtime does.
+                self.load_runtime(&id).await?;
                 return Err(Error::Internal(format!("runtime {id} has no DEFAULT endpoint")));
             };
             let mut default_endpoint = default.doc;

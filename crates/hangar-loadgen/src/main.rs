@@ -689,3 +689,34 @@ async fn seq_get(a: SeqArgs) -> Result<()> {
     );
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn op_mix_matches_the_issue() {
+        let mut counts = [0u32; 5];
+        for r in 0..100 {
+            counts[pick(r) as usize] += 1;
+        }
+        // create, get, list, update, delete
+        assert_eq!(counts, [10, 60, 15, 10, 5]);
+    }
+
+    #[test]
+    fn bodies_are_what_botocore_serializes() {
+        let c: Value = serde_json::from_slice(&create_body("bench_x_1", false)).unwrap();
+        assert_eq!(c["agentRuntimeName"], "bench_x_1");
+        assert_eq!(
+            c["agentRuntimeArtifact"]["containerConfiguration"]["containerUri"],
+            format!("{CONTAINER_URI}:latest")
+        );
+        assert_eq!(c["networkConfiguration"]["networkMode"], "PUBLIC");
+        assert_eq!(c["roleArn"], ROLE_ARN);
+        assert!(c["clientToken"].as_str().unwrap().len() >= 33);
+        let u: Value = serde_json::from_slice(&update_body("v2", true)).unwrap();
+        assert!(u["agentRuntimeArtifact"]["codeConfiguration"]["code"]["s3"].is_object());
+        assert!(u.get("agentRuntimeName").is_none());
+    }
+}

@@ -21,12 +21,13 @@
 //! ```
 //!
 //! Host requirements of the bubblewrap backend: root, Debian packages `bubblewrap` (0.8+) and,
-//! for [`NetworkMode::Public`], `passt` (pasta); cgroup v1 (incl. hybrid) or v2 with the memory
+//! for [`NetworkMode::Public`], `slirp4netns` (default) or `passt` (pasta); cgroup v1 (incl. hybrid) or v2 with the memory
 //! and pids controllers; unprivileged user namespaces enabled.
 
 mod bwrap;
 mod cgroup;
 mod error;
+mod nethelper;
 mod netns;
 mod process;
 mod ring;
@@ -40,6 +41,7 @@ use tokio::net::TcpStream;
 
 pub use bwrap::{BwrapBackend, BwrapConfig, BwrapSandbox};
 pub use error::SandboxError;
+pub use nethelper::NetHelper;
 pub use spec::{
     ExecRequest, Limits, Mount, NetworkMode, SandboxExit, SandboxSpec, HOST_LOOPBACK_ADDR,
     HOST_LOOPBACK_ENV, SANDBOX_ADDR, SANDBOX_DNS_ADDR, SANDBOX_HOSTNAME,

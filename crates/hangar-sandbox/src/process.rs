@@ -17,47 +17,55 @@ use crate::ExecRequest;
 
 type Job = Box<dyn FnOnce() + Send>;
 
+/// Number of spawner threads. `Command::spawn` blocks its thread until the child has exec'd,
+/// which includes the child's cgroup migration (one RCU grace period on cgroup v1, ~10 ms on a
+/// busy host); a few threads let concurrent session starts overlap.
+const SPAWNERS: usize = 4;
+
 static SPAWNER: Mutex<Option<mpsc::Sender<Job>>> = Mutex::new(None);
 
-/// Spawn `cmd` from a dedicated thread that lives as long as the process.
+fn start_spawners() -> io::Result<mpsc::Sender<Job>> {
+    let (tx, rx) = mpsc::channel::<Job>();
+    let rx = Arc::new(Mutex::new(rx));
+    for i in 0..SPAWNERS {
+        let rx = rx.clone();
+        std::thread::Builder::new()
+            .name(format!("hangar-spawner-{i}"))
+            .spawn(move || loop {
+                let job = match rx.lock().unwrap_or_else(|e| e.into_inner()).recv() {
+                    Ok(job) => job,
+                    Err(_) => return,
+                };
+                job();
+            })?;
+    }
+    Ok(tx)
+}
+
+/// Spawn `cmd` from one of a few dedicated threads that live as long as the process.
 ///
 /// bwrap's `--die-with-parent` (and our own `PR_SET_PDEATHSIG` for the network helper) fire when
 /// the *thread* that forked the child exits, not the process. Forking from a tokio blocking-pool
 /// thread (which exits after 10 s idle) or a worker that later ends would silently kill the
-/// sandbox; one permanent spawner thread ties the sandbox's life to the process's instead. The
+/// sandbox; permanent spawner threads tie the sandbox's life to the process's instead. The
 /// runtime handle is entered there so the child is registered with the caller's runtime.
 pub(crate) async fn spawn_from_spawner(cmd: Command) -> io::Result<Child> {
     let handle = tokio::runtime::Handle::current();
     let (tx, rx) = oneshot::channel();
     let mut cmd = cmd;
-    let mut job: Option<Job> = Some(Box::new(move || {
+    let job: Job = Box::new(move || {
         let _guard = handle.enter();
         let _ = tx.send(cmd.spawn());
-    }));
-    for _ in 0..2 {
+    });
+    {
         let mut s = SPAWNER.lock().unwrap_or_else(|e| e.into_inner());
         if s.is_none() {
-            let (stx, srx) = mpsc::channel::<Job>();
-            std::thread::Builder::new()
-                .name("hangar-spawner".into())
-                .spawn(move || {
-                    while let Ok(job) = srx.recv() {
-                        job();
-                    }
-                })?;
-            *s = Some(stx);
+            *s = Some(start_spawners()?);
         }
-        match s.as_ref().map(|t| t.send(job.take().expect("job"))) {
-            Some(Ok(())) => break,
-            Some(Err(mpsc::SendError(j))) => {
-                job = Some(j);
-                *s = None;
-            }
-            None => unreachable!(),
-        }
-    }
-    if job.is_some() {
-        return Err(io::Error::other("spawner thread unavailable"));
+        s.as_ref()
+            .expect("spawner")
+            .send(job)
+            .map_err(|_| io::Error::other("spawner threads unavailable"))?;
     }
     rx.await
         .map_err(|_| io::Error::other("spawner thread dropped the request"))?

@@ -6,14 +6,14 @@ use std::path::{Component, Path, PathBuf};
 use crate::SandboxError;
 
 /// Address that, inside a sandbox with [`NetworkMode::Public`] and `host_loopback: true`, reaches
-/// the host's `127.0.0.1` (pasta maps its gateway address to the host loopback). Same address as
-/// slirp4netns/podman use, so existing agent code that knows `10.0.2.2` keeps working.
+/// the host's `127.0.0.1` (the network helper maps its gateway address to the host loopback).
+/// The slirp4netns/podman convention, so agent code that knows `10.0.2.2` keeps working.
 pub const HOST_LOOPBACK_ADDR: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 2);
 /// The sandbox's own address on its `eth0` in [`NetworkMode::Public`] (a /24 with the gateway
 /// [`HOST_LOOPBACK_ADDR`]).
 pub const SANDBOX_ADDR: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 100);
-/// DNS address written to the sandbox's `/etc/resolv.conf` in public mode; pasta forwards queries
-/// to it to the host's first resolver.
+/// DNS address written to the sandbox's `/etc/resolv.conf` in public mode; the network helper
+/// forwards queries to it to the host's resolver.
 pub const SANDBOX_DNS_ADDR: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 3);
 /// Environment variable set (unless the caller sets it) in public mode with host loopback
 /// enabled: the address to use for services on the host's loopback (`10.0.2.2`).
@@ -180,8 +180,8 @@ pub enum NetworkMode {
     /// Only `lo`. Nothing outside the sandbox is reachable, not even the host's loopback.
     #[default]
     None,
-    /// User-mode networking (pasta) on an `eth0` with [`SANDBOX_ADDR`]/24: outbound TCP/UDP
-    /// through the host's sockets. With `host_loopback`, [`HOST_LOOPBACK_ADDR`] reaches services
+    /// User-mode networking (slirp4netns or pasta, see [`NetHelper`](crate::NetHelper)) on an
+    /// `eth0` with [`SANDBOX_ADDR`]/24: outbound TCP/UDP (IPv4) through the host's sockets. With `host_loopback`, [`HOST_LOOPBACK_ADDR`] reaches services
     /// on the host's `127.0.0.1` (mind: that includes every loopback service of the host).
     Public { host_loopback: bool },
 }

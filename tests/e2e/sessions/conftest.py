@@ -18,6 +18,7 @@ def agent_builder(tmp_path_factory, pytestconfig) -> kit.AgentBuilder:
 
 @pytest.fixture(scope="session")
 def s3(tmp_path_factory) -> kit.MotoS3:
+    kit.require_session_support()  # before starting anything
     store = kit.MotoS3(tmp_path_factory.mktemp("moto-logs"))
     store.start()
     yield store
@@ -48,6 +49,16 @@ def sessions_server(tmp_path_factory, s3) -> kit.SessionHangar:
 @pytest.fixture(scope="session")
 def deploy(sessions_server, artifacts) -> kit.Deployer:
     return kit.Deployer(sessions_server, artifacts)
+
+
+@pytest.fixture(autouse=True)
+def _stop_sessions_after_test(request):
+    """Stops the sessions a test left running on the shared server (after the test's own
+    assertions; the parent conftest's response audit still sees these calls)."""
+    yield
+    deployer = request.node.funcargs.get("deploy")  # only if it was set up for this test
+    if deployer is not None:
+        deployer.cleanup()
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 What is here, all of it talking to real processes over loopback:
 - `SessionHangar`: `support.HangarServer` plus extra command-line flags and environment
   (`--s3-endpoint`, `--s3-dir`, `--session-memory-mib`, ...). support.HangarServer has no way to
-  pass either, so `start` is repeated here with that addition (see the README's report).
+  pass either, so `start` is repeated here with that addition.
 - `MotoS3`: a `moto.server` child process on a free loopback port, the S3-compatible store the
   artifacts are uploaded to.
 - `AgentBuilder`: the agents' zips. The vendored dependency tree (agents/requirements.txt) is
@@ -17,18 +17,16 @@ Nothing imitates Hangar.
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import fcntl
 import hashlib
 import http.client
 import json
 import os
+import platform
 import re
 import shutil
 import signal
-import socket
-import stat
 import subprocess
 import sys
 import tempfile
@@ -37,7 +35,6 @@ import time
 import urllib.parse
 import uuid
 import zipfile
-from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional
@@ -179,24 +176,57 @@ _UNKNOWN_FLAG = re.compile(
 )
 
 
+SESSION_FLAGS = ("--s3-endpoint", "--s3-dir", "--session-memory-mib", "--session-cpus",
+                 "--session-max-processes")  # fmt: skip
+
+
+def _skip_or_fail(reason: str) -> None:
+    """Until the milestone lands the session tests skip; with $HANGAR_E2E_REQUIRE_SESSIONS=1
+    the same condition fails them."""
+    import pytest
+
+    if os.environ.get(REQUIRE_ENV) == "1":
+        pytest.fail(f"{reason} ({REQUIRE_ENV}=1)", pytrace=False)
+    pytest.skip(f"{reason}; set {REQUIRE_ENV}=1 to make this a failure")
+
+
+def require_session_support() -> None:
+    """Skips (or fails, see _skip_or_fail) when the binary's `serve --help` lacks a session flag
+    or moto[server] (tests/requirements-sessions.txt) is not installed. A missing binary is left
+    to the server fixtures, which fail as everywhere else."""
+    binary = hangar_bin()
+    if binary.exists():
+        try:
+            out = subprocess.run(
+                [str(binary), "serve", "--help"], capture_output=True, text=True, timeout=30
+            )
+            text = out.stdout + out.stderr
+        except (OSError, subprocess.SubprocessError) as e:
+            text = repr(e)
+        missing = [f for f in SESSION_FLAGS if f not in text]
+        if missing:
+            _skip_or_fail(f"`{binary.name} serve --help` lacks {' '.join(missing)}")
+    try:
+        import moto  # noqa: F401
+    except ImportError:
+        _skip_or_fail(
+            "moto[server] is not installed: pip install -r tests/requirements-sessions.txt"
+        )
+
+
 def start_session_server(server: SessionHangar) -> SessionHangar:
     """Starts `server`. A binary that does not know the session flags yet (the milestone has
     not landed) skips the calling test, unless $HANGAR_E2E_REQUIRE_SESSIONS=1."""
-    import pytest
-
+    require_session_support()
     try:
         return server.start()
-    except ServerStartError as e:
+    except ServerStartError:
         found = _UNKNOWN_FLAG.search(server.tail())
-        if os.environ.get(REQUIRE_ENV) != "1" and found:
-            line = next(
-                (ln for ln in server.tail().splitlines() if _UNKNOWN_FLAG.search(ln)), found[0]
-            )
-            pytest.skip(
-                f"hangar serve does not accept the session flags yet ({line.strip()}); "
-                f"set {REQUIRE_ENV}=1 to make this a failure"
-            )
-        raise e
+        if not found:
+            raise
+        line = next((ln for ln in server.tail().splitlines() if _UNKNOWN_FLAG.search(ln)), found[0])
+        _skip_or_fail(f"hangar serve does not accept the session flags yet ({line.strip()})")
+        raise
 
 
 class ServerSet:
@@ -323,7 +353,7 @@ class MotoS3:
 # Agent zips
 
 
-def _python_version(python: str) -> Optional[str]:
+def python_version(python: str) -> Optional[str]:
     try:
         out = subprocess.run(
             [python, "-c", "import sys; print(sys.version)"],
@@ -385,7 +415,7 @@ class AgentBuilder:
     def cache_key(self, python: str) -> str:
         h = hashlib.sha256()
         h.update(AGENT_REQUIREMENTS.read_bytes())
-        h.update(f"\0{python}\0{_python_version(python)}\0{self.RECIPE}".encode())
+        h.update(f"\0{python}\0{python_version(python)}\0{self.RECIPE}".encode())
         return h.hexdigest()[:20]
 
     def base_zip(self) -> Path:
@@ -414,10 +444,15 @@ class AgentBuilder:
                     "--target", str(site), "-r", str(AGENT_REQUIREMENTS),
                 ]  # fmt: skip
                 if cross:
+                    arch = platform.machine()  # wheels for this host's CPU, as the runtime is
                     cmd += ["--python-version", "3.11", "--implementation", "cp", "--abi", "cp311"]
-                    for plat in ("manylinux2014_x86_64", "manylinux_2_17_x86_64",
-                                 "manylinux_2_28_x86_64", "manylinux_2_34_x86_64"):  # fmt: skip
-                        cmd += ["--platform", plat]
+                    for tag in (
+                        "manylinux2014",
+                        "manylinux_2_17",
+                        "manylinux_2_28",
+                        "manylinux_2_34",
+                    ):
+                        cmd += ["--platform", f"{tag}_{arch}"]
                 run = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
                 if run.returncode != 0:
                     raise RuntimeError(
@@ -426,7 +461,7 @@ class AgentBuilder:
                     )
                 # Byte-code that is valid whatever mtimes the unpacked files get: /var/task is
                 # read-only, so stale .pyc files would be recompiled at every start.
-                if _python_version(RUNTIME_PYTHON):
+                if python_version(RUNTIME_PYTHON):
                     subprocess.run(
                         [RUNTIME_PYTHON, "-m", "compileall", "-q", "-j", "0",
                          "--invalidation-mode", "unchecked-hash", str(site)],
@@ -637,6 +672,20 @@ class Deployer:
         self.cp = support.make_client(server.url)
         self.dp = data_client(server.url)
         self.dp_nv = data_client(server.url, validate=False)
+        self.touched: dict = {}  # (arn, session id) -> qualifier, for cleanup()
+        self._touched_lock = threading.Lock()
+
+    def cleanup(self) -> None:
+        """Stops every session invoked through this Deployer (404 = already gone is fine), so
+        sandboxes do not pile up on the shared server until their idle timeout."""
+        with self._touched_lock:
+            touched, self.touched = self.touched, {}
+        for (arn, sid), qualifier in touched.items():
+            try:
+                self.stop(arn, sid, qualifier)
+            except ClientError as e:
+                if error_info(e)[1] != 404:
+                    raise
 
     # -- control plane
 
@@ -735,6 +784,9 @@ class Deployer:
             kw["qualifier"] = qualifier
         if accept is not None:
             kw["accept"] = accept
+        if len(sid) >= 33:
+            with self._touched_lock:
+                self.touched[(arn, sid)] = qualifier
         return (client or self.dp).invoke_agent_runtime(**kw)
 
     def invoke(self, arn: str, sid: str, payload: Any, qualifier: Optional[str] = "DEFAULT"):
@@ -999,12 +1051,13 @@ if __name__ == "__main__":  # pragma: no cover - developer tool
     builder = AgentBuilder(Path(tempfile.gettempdir()) / "hangar-e2e-agent-deps", work / "zips")
     agent = BareAgent(builder.zip_path(args.agent), work / "run", env={"PORT": str(args.port)})
     agent.port = args.port
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # stop the agent on the way out
     agent.start()
     print(f"{args.agent}: pid {agent.proc.pid}, http://127.0.0.1:{args.port} (work dir {work})")
     try:
         print("ping:", agent.wait_healthy())
         agent.proc.wait()
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SystemExit):
         pass
     finally:
         agent.stop()

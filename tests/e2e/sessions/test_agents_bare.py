@@ -16,7 +16,7 @@ import pytest
 import session_kit as kit
 
 pytestmark = pytest.mark.skipif(
-    kit._python_version(kit.RUNTIME_PYTHON) is None,
+    kit.python_version(kit.RUNTIME_PYTHON) is None,
     reason=f"{kit.RUNTIME_PYTHON} (the PYTHON_3_11 runtime's interpreter) is not installed",
 )
 

@@ -101,7 +101,11 @@ def test_create_failed_with_reason(deploy, artifacts, agent_builder, kind):
 
 @pytest.mark.parametrize(
     "kind",
-    ["missing_object", "not_a_zip", pytest.param("interpreter_missing", marks=needs_absent_runtime)],
+    [
+        "missing_object",
+        "not_a_zip",
+        pytest.param("interpreter_missing", marks=needs_absent_runtime),
+    ],
 )
 def test_update_failed_with_reason_and_version_1_keeps_serving(
     deploy, artifacts, agent_builder, kind

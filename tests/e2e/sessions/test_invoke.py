@@ -14,7 +14,6 @@ import threading
 import time
 import uuid
 
-import pytest
 
 import session_kit as kit
 import support
@@ -139,8 +138,10 @@ def test_sse_events_arrive_as_they_are_produced(deploy):
     assert arrived[0] < produced[-1] - 1.0, "events were buffered until the end"
     # Arrival keeps pace with production (same host clock for agent and test).
     assert arrived[-1] - arrived[0] >= span * 0.7, (arrived, produced)
-    for (t, e) in events:
-        assert t - e["produced_at"] < 1.5, f"event {e['index']} relayed {t - e['produced_at']:.2f}s late"
+    for t, e in events:
+        assert t - e["produced_at"] < 1.5, (
+            f"event {e['index']} relayed {t - e['produced_at']:.2f}s late"
+        )
 
 
 def test_stop_session_ends_it_and_resets_state(deploy):

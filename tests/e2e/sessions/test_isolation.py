@@ -42,6 +42,18 @@ def assert_not_visible(result: dict, host_path: str) -> None:
         assert result["errno"] in CONTAINED, result
 
 
+def agent_processes(procs: dict) -> list:
+    """The agent programs among a /proc listing: `python… main.py` (not a wrapper such as a
+    sandbox's init, whose command line may contain main.py too)."""
+    out = []
+    for p in procs["procs"]:
+        argv = p["cmdline"].split()
+        is_python = argv and os.path.basename(argv[0]).startswith("python")
+        if is_python and any(a == "main.py" or a.endswith("/main.py") for a in argv[1:]):
+            out.append(p["cmdline"])
+    return out
+
+
 def test_filesystem_identity_and_processes(deploy, sessions_server, tmp_path):
     rt = deploy.create("probe")
     a, b = kit.new_session_id("iso-a"), kit.new_session_id("iso-b")
@@ -86,7 +98,7 @@ def test_filesystem_identity_and_processes(deploy, sessions_server, tmp_path):
 
     # Own PID namespace: only this sandbox's processes.
     cmdlines = [p["cmdline"] for p in procs_a["procs"]]
-    assert sum("main.py" in c for c in cmdlines) == 1, cmdlines
+    assert len(agent_processes(procs_a)) == 1, cmdlines
     assert len(cmdlines) <= 10, f"{len(cmdlines)} processes visible: {cmdlines[:20]}"
     for foreign in ("pytest", "moto.server", "hangar serve"):
         assert not any(foreign in c for c in cmdlines), f"host process visible: {cmdlines}"
@@ -103,8 +115,7 @@ def test_filesystem_identity_and_processes(deploy, sessions_server, tmp_path):
     assert who_b["boot_id"] != who["boot_id"]
     assert steal["ok"] is False and steal["errno"] in CONTAINED, f"B read A's /tmp file: {steal}"
     assert tmp_b["ok"] and secret_name not in tmp_b["entries"], tmp_b
-    cmd_b = [p["cmdline"] for p in procs_b["procs"]]
-    assert sum("main.py" in c for c in cmd_b) == 1, f"B sees A's process: {cmd_b}"
+    assert len(agent_processes(procs_b)) == 1, f"B sees A's process: {procs_b['procs']}"
 
     for sid in (a, b):
         deploy.stop(rt.arn, sid)
@@ -176,7 +187,9 @@ def test_memory_limit_kills_only_the_offending_session(limited):
     base = d.invoke(hog_rt.arn, hog, {"action": "small"})
     assert base["rss_mib"] < MEMORY_MIB - 24, f"the agent alone nearly fills the limit: {base}"
 
-    e = kit.client_error(d.invoke_raw, hog_rt.arn, hog, {"action": "hog", "step_mib": 8, "max_mib": 512})
+    e = kit.client_error(
+        d.invoke_raw, hog_rt.arn, hog, {"action": "hog", "step_mib": 8, "max_mib": 512}
+    )
     code, status, message = kit.error_info(e)
     assert status < 500, e.response
     assert (code, status) == ("RuntimeClientError", 424), e.response
@@ -214,9 +227,12 @@ def test_cpu_limit(limited):
     rt = limited.create("probe")
     sid = kit.new_session_id("cpu")
     (burn,) = probe(limited, rt, sid, {"op": "burn", "procs": 2, "seconds": 2.0})
-    # Two spinning processes get ~2 CPUs unlimited on this 2-core host; with --session-cpus 0.5
-    # they share half a CPU.
+    # Two spinning processes get ~2 CPUs unlimited on an idle 2-core host; with --session-cpus 0.5
+    # they share half a CPU. Only the upper bound is asserted, so a loaded host cannot fail this
+    # test (it can make a missing limit go unnoticed, though).
     budget = CPUS * burn["wall"] * 1.25 + 0.25
-    assert burn["cpu"] <= budget, f"{burn['cpu']:.2f} s CPU in {burn['wall']:.2f} s wall (limit {CPUS})"
+    assert burn["cpu"] <= budget, (
+        f"{burn['cpu']:.2f} s CPU in {burn['wall']:.2f} s wall (limit {CPUS})"
+    )
     assert burn["cpu"] >= 0.2, burn  # it did run
     limited.stop(rt.arn, sid)

@@ -31,8 +31,12 @@ def test_idle_timeout_max_lifetime_busy_and_slow_start(deploy):
     idle_rt = deploy.create(
         "counter", lifecycle={"idleRuntimeSessionTimeout": IDLE, "maxLifetime": 3600}
     )
-    life_rt = deploy.create("counter", lifecycle={"idleRuntimeSessionTimeout": 60, "maxLifetime": 60})
-    busy_rt = deploy.create("busy", lifecycle={"idleRuntimeSessionTimeout": IDLE, "maxLifetime": 3600})
+    life_rt = deploy.create(
+        "counter", lifecycle={"idleRuntimeSessionTimeout": 60, "maxLifetime": 60}
+    )
+    busy_rt = deploy.create(
+        "busy", lifecycle={"idleRuntimeSessionTimeout": IDLE, "maxLifetime": 3600}
+    )
     slow_rt = deploy.create("slowstart", env={"SLOWSTART_SECONDS": "45"})
     got = deploy.cp.get_agent_runtime(agentRuntimeId=life_rt.rid)
     assert got["lifecycleConfiguration"] == {"idleRuntimeSessionTimeout": 60, "maxLifetime": 60}

@@ -45,7 +45,9 @@ def test_versions_endpoints_and_sessions(deploy):
     }, {sid: listed.get(sid) for sid in (s1, s2, s3)}
 
     # Moving the endpoint affects new sessions only.
-    cp.update_agent_runtime_endpoint(agentRuntimeId=rt.rid, endpointName=ep, agentRuntimeVersion="2")
+    cp.update_agent_runtime_endpoint(
+        agentRuntimeId=rt.rid, endpointName=ep, agentRuntimeVersion="2"
+    )
     assert deploy.wait_endpoint(rt.rid, ep)["liveVersion"] == "2"
     s4 = kit.new_session_id("v-s4")
     assert deploy.invoke(rt.arn, s4, {}, qualifier=ep)["agent"] == "B"

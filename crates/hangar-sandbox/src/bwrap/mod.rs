@@ -8,7 +8,8 @@
 //!    bwrap must read, drops supplementary groups, sets gid/uid, `no_new_privs` — bwrap never
 //!    runs as root (as root, its sandbox could remount read-only binds writable);
 //! 3. read the sandbox's pid 1 from `--info-fd`; open its network namespace;
-//! 4. public network: start pasta on that namespace and wait for its default route;
+//! 4. public network: start the network helper (see [`crate::nethelper`]) on that namespace
+//!    and wait for its default route;
 //! 5. release bwrap's `--block-fd` (the program starts only now, with its network ready), wait
 //!    for pid 1 to fork the program (the mount setup is then complete), open the namespaces and
 //!    root used by `exec`.
@@ -35,13 +36,14 @@ use tokio::sync::watch;
 use tracing::Instrument;
 
 use crate::cgroup::{Cgroups, SessionCgroup};
+use crate::nethelper::{self, NetHelper};
 use crate::process::{self, NsFds};
 use crate::ring::OutputRing;
 use crate::spec::sanitize_id;
 use crate::uid::{UidAllocator, UidLease};
 use crate::{
     netns, sys, ExecProcess, ExecRequest, NetworkMode, Sandbox, SandboxBackend, SandboxError,
-    SandboxExit, SandboxSpec, HOST_LOOPBACK_ADDR, SANDBOX_ADDR, SANDBOX_DNS_ADDR,
+    SandboxExit, SandboxSpec,
 };
 
 /// Configuration of a [`BwrapBackend`].
@@ -50,8 +52,11 @@ pub struct BwrapConfig {
     /// `bwrap` executable; a bare name is looked up in `PATH`. Default `bwrap` (Debian package
     /// `bubblewrap`, 0.8 or later).
     pub bwrap: PathBuf,
-    /// `pasta` executable for [`NetworkMode::Public`]; looked up at first use. Default `pasta`
-    /// (Debian package `passt`).
+    /// User-mode network helper for [`NetworkMode::Public`]. Default slirp4netns.
+    pub net_helper: NetHelper,
+    /// `slirp4netns` executable (Debian package `slirp4netns`); looked up at first use.
+    pub slirp4netns: PathBuf,
+    /// `pasta` executable (Debian package `passt`); looked up at first use.
     pub pasta: PathBuf,
     /// The parent cgroup, relative to each hierarchy's root (may contain `/`). Default `hangar`.
     /// This backend owns it: [`SandboxBackend::reap_orphans`] kills every session group under it
@@ -72,6 +77,8 @@ impl Default for BwrapConfig {
     fn default() -> Self {
         BwrapConfig {
             bwrap: "bwrap".into(),
+            net_helper: NetHelper::default(),
+            slirp4netns: "slirp4netns".into(),
             pasta: "pasta".into(),
             cgroup_parent: "hangar".into(),
             uid_range: 2_000_000..2_100_000,
@@ -144,9 +151,23 @@ impl BwrapBackend {
         self.cgroups.remove_parent()
     }
 
-    /// `true` when `pasta` (needed for [`NetworkMode::Public`]) can be found.
+    /// `true` when the configured network helper (needed for [`NetworkMode::Public`]) is
+    /// installed.
     pub fn public_network_available(&self) -> bool {
-        find_in_path(&self.cfg.pasta).is_some()
+        self.net_helper_path().is_ok()
+    }
+
+    fn net_helper_path(&self) -> Result<PathBuf, SandboxError> {
+        let (bin, package) = match self.cfg.net_helper {
+            NetHelper::Slirp4netns => (&self.cfg.slirp4netns, "slirp4netns"),
+            NetHelper::Pasta => (&self.cfg.pasta, "passt"),
+        };
+        find_in_path(bin).ok_or_else(|| {
+            SandboxError::Unavailable(format!(
+                "{} not found (install the Debian package {package})",
+                bin.display()
+            ))
+        })
     }
 
     /// Spawn, with the concrete type (tests and benchmarks want the extra accessors).
@@ -295,13 +316,20 @@ impl BwrapBackend {
         // 4. network.
         let mut helper = None;
         if let NetworkMode::Public { host_loopback } = spec.network {
-            let pasta = find_in_path(&self.cfg.pasta).ok_or_else(|| {
-                SandboxError::Unavailable(format!(
-                    "{} not found (install the Debian package passt)",
-                    self.cfg.pasta.display()
-                ))
-            })?;
-            let h = match start_pasta(&pasta, &net, &cg, info, host_loopback, deadline).await {
+            let bin = self.net_helper_path()?;
+            let h = match nethelper::start(
+                self.cfg.net_helper,
+                &bin,
+                &net,
+                &cg,
+                info,
+                uid,
+                gid,
+                host_loopback,
+                deadline,
+            )
+            .await
+            {
                 Ok(h) => h,
                 Err(e) => return Err(fail(e.to_string()).await),
             };
@@ -529,133 +557,6 @@ fn open_ns(pid: u32, net: Arc<OwnedFd>) -> std::io::Result<NsFds> {
             libc::O_RDONLY | libc::O_DIRECTORY,
         )?,
     })
-}
-
-/// Start pasta on the sandbox's network namespace and wait until its default route exists.
-///
-/// pasta joins the user namespace owning the sandbox's network namespace (bwrap's outer one):
-/// that gives it the rights to configure `eth0` there, and caps in that namespace only. It is
-/// started as root because it must open `/dev/net/tun` (mode 0600 on some hosts) before
-/// entering; `--runas 0:0` keeps pasta from dropping to `nobody` *before* joining (it would
-/// then lack the rights to join). After set-up pasta confines itself (own empty mount namespace,
-/// seccomp, no-new-privs, no capabilities in the host namespace). It lives in the session
-/// cgroup (killed with it, its memory counted) and dies with this process (PDEATHSIG).
-async fn start_pasta(
-    pasta: &Path,
-    net: &Arc<OwnedFd>,
-    cg: &SessionCgroup,
-    sandbox_pid: u32,
-    host_loopback: bool,
-    deadline: Instant,
-) -> Result<Child, SandboxError> {
-    let userns = sys::owning_userns(net).map_err(|e| SandboxError::io("NS_GET_USERNS", e))?;
-    let procs = cg.open_procs()?;
-    let net_raw = net.as_raw_fd();
-    let user_raw = userns.as_raw_fd();
-    let mut cmd = Command::new(pasta);
-    cmd.args([
-        "--foreground",
-        "--quiet",
-        "--ipv4-only",
-        "--runas",
-        "0:0",
-        "--config-net",
-        "--ns-ifname",
-        "eth0",
-        "--address",
-        &SANDBOX_ADDR.to_string(),
-        "--netmask",
-        "24",
-        "--gateway",
-        &HOST_LOOPBACK_ADDR.to_string(),
-        "--dns-forward",
-        &SANDBOX_DNS_ADDR.to_string(),
-        "--no-dhcp",
-        // No port forwarding in either direction: "auto" would publish the sandbox's listening
-        // ports on the host and the host's on the sandbox's loopback.
-        "--tcp-ports",
-        "none",
-        "--udp-ports",
-        "none",
-        "--tcp-ns",
-        "none",
-        "--udp-ns",
-        "none",
-    ]);
-    if !host_loopback {
-        cmd.arg("--no-map-gw");
-    }
-    cmd.arg("--userns")
-        .arg(format!("/proc/self/fd/{user_raw}"))
-        .arg("--netns")
-        .arg(format!("/proc/self/fd/{net_raw}"))
-        .env_clear()
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    let procs_raw: Vec<RawFd> = procs.iter().map(|f| f.as_raw_fd()).collect();
-    // SAFETY: async-signal-safe calls only.
-    unsafe {
-        cmd.pre_exec(move || {
-            for fd in &procs_raw {
-                sys::write_all_raw(*fd, b"0")?;
-            }
-            sys::clear_cloexec(net_raw)?;
-            sys::clear_cloexec(user_raw)?;
-            sys::parent_death_signal(libc::SIGKILL)
-        });
-    }
-    let mut child = process::spawn_from_spawner(cmd)
-        .await
-        .map_err(|e| SandboxError::Network(format!("spawn {}: {e}", pasta.display())))?;
-    drop(userns);
-    drop(procs);
-    let route = format!("/proc/{sandbox_pid}/net/route");
-    loop {
-        let ready = std::fs::read_to_string(&route)
-            .map(|s| {
-                s.lines()
-                    .skip(1)
-                    .any(|l| l.split_whitespace().nth(1) == Some("00000000"))
-            })
-            .unwrap_or(false);
-        if ready {
-            break;
-        }
-        if let Ok(Some(st)) = child.try_wait() {
-            let mut err = String::new();
-            if let Some(mut e) = child.stderr.take() {
-                let _ = e.read_to_string(&mut err).await;
-            }
-            let err: String = err
-                .lines()
-                .filter(|l| !l.contains("syslog"))
-                .collect::<Vec<_>>()
-                .join("; ");
-            return Err(SandboxError::Network(format!(
-                "pasta exited ({}) during set-up: {err}",
-                SandboxExit::from_std(st)
-            )));
-        }
-        if Instant::now() >= deadline {
-            return Err(SandboxError::Network("timed out waiting for pasta".into()));
-        }
-        tokio::time::sleep(Duration::from_micros(500)).await;
-    }
-    if let Some(mut e) = child.stderr.take() {
-        tokio::spawn(
-            async move {
-                let mut s = String::new();
-                let _ = e.read_to_string(&mut s).await;
-                for l in s.lines().filter(|l| !l.contains("syslog")) {
-                    tracing::debug!(line = l, "pasta");
-                }
-            }
-            .in_current_span(),
-        );
-    }
-    Ok(child)
 }
 
 struct Inner {
