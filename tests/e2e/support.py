@@ -323,8 +323,10 @@ def local_interpreter() -> str:
     import shutil
     import sys
 
-    for cand in (shutil.which("python3.11"), "/usr/bin/python3", os.path.realpath(sys.executable)):
-        if cand and os.path.exists(cand):
+    # real binaries only (a pyenv shim is refused by Hangar's interpreter lookup)
+    for cand in ("/usr/bin/python3.11", "/usr/bin/python3", os.path.realpath(sys.executable),
+                 shutil.which("python3.11")):  # fmt: skip
+        if cand and os.path.exists(cand) and "/shims/" not in cand:
             return cand
     raise AssertionError("no Python interpreter found for code runtimes")
 

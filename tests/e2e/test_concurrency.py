@@ -5,10 +5,12 @@ from __future__ import annotations
 import threading
 from collections import Counter
 
+import pytest
 from botocore.exceptions import ClientError
 
 from support import (
     ROLE_ARN,
+    browser_request,
     client_token,
     container_artifact,
     create_ready_runtime,
@@ -59,17 +61,40 @@ def test_concurrent_creates_same_name(url):
     assert [r for r in runtime_ids(clients[0]) if r.startswith(name + "-")] == ok
 
 
-def test_concurrent_creates_same_token(url):
+@pytest.mark.parametrize("kind", ["runtime", "endpoint", "browser", "profile"])
+def test_concurrent_creates_same_token(url, client, kind):
+    """Retries of one request racing each other all get the first answer (no Conflict)."""
     clients = [make_client(url) for _ in range(THREADS)]
     token = client_token()
     name = uniq("race")
-    req = runtime_request(name, "code")
-    out = run_parallel(
-        lambda i: clients[i].create_agent_runtime(clientToken=token, **req)["agentRuntimeId"]
-    )
+    if kind == "runtime":
+        req = runtime_request(name, "code")
+
+        def call(i):
+            return clients[i].create_agent_runtime(clientToken=token, **req)["agentRuntimeId"]
+    elif kind == "endpoint":
+        _req, resp = create_ready_runtime(client)
+        rid = resp["agentRuntimeId"]
+
+        def call(i):
+            return clients[i].create_agent_runtime_endpoint(
+                clientToken=token, agentRuntimeId=rid, name="same"
+            )["agentRuntimeEndpointArn"]
+    elif kind == "browser":
+        req = browser_request(name, full=False)
+
+        def call(i):
+            return clients[i].create_browser(clientToken=token, **req)["browserId"]
+    else:
+
+        def call(i):
+            return clients[i].create_browser_profile(clientToken=token, name=name)["profileId"]
+
+    out = run_parallel(call)
     assert all(err is None for _r, err in out), out
     assert len({r for r, _ in out}) == 1, out
-    assert [r for r in runtime_ids(clients[0]) if r.startswith(name + "-")] == [out[0][0]]
+    if kind == "runtime":
+        assert [r for r in runtime_ids(client) if r.startswith(name + "-")] == [out[0][0]]
 
 
 def test_concurrent_updates_make_distinct_versions(url, client):

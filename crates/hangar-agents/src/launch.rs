@@ -85,7 +85,10 @@ pub(crate) fn code_session_spec(
                 ctx.endpoint_arn, version.runtime_name
             ),
         ),
-        ("AGENTCORE_RUNTIME_URL".to_owned(), ctx.invocation_url.clone()),
+        (
+            "AGENTCORE_RUNTIME_URL".to_owned(),
+            ctx.invocation_url.clone(),
+        ),
         ("PYTHONUNBUFFERED".to_owned(), "1".to_owned()),
     ]);
     // The runtime's own variables come last so they win, as in AgentCore.

@@ -16,7 +16,9 @@ pub(crate) enum Artifact {
     Code(PreparedCode),
     /// `containerConfiguration`: accepted by the control plane; running images needs an image
     /// store this server does not have yet, which invocations report.
-    Container { uri: String },
+    Container {
+        uri: String,
+    },
 }
 
 pub struct AgentProvisioner {
@@ -64,7 +66,9 @@ impl AgentProvisioner {
                 uri: uri.to_owned(),
             });
         }
-        Err(FailureReason("agentRuntimeArtifact names no artifact".into()))
+        Err(FailureReason(
+            "agentRuntimeArtifact names no artifact".into(),
+        ))
     }
 }
 

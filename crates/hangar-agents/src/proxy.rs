@@ -12,11 +12,11 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
+use hangar_sandbox::Sandbox;
 use http::{HeaderMap, Request, Response, Uri};
 use http_body_util::Full;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use hangar_sandbox::Sandbox;
 
 /// Opens connections to one sandbox's port, whatever host the URI names.
 #[derive(Clone)]

@@ -154,12 +154,15 @@ impl SessionManager {
     /// the agent's answer back.
     pub async fn invoke(&self, invocation: Invocation) -> Result<InvocationResponse, Error> {
         let inner = &self.inner;
-        let runtime_id = inner.control.runtime_id_from_ref(&invocation.runtime, None)?;
+        let runtime_id = inner
+            .control
+            .runtime_id_from_ref(&invocation.runtime, None)?;
         let session_id = invocation
             .session_id
             .clone()
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-        let span = tracing::info_span!("invoke", runtime_id = %runtime_id, session_id = %session_id);
+        let span =
+            tracing::info_span!("invoke", runtime_id = %runtime_id, session_id = %session_id);
         async move {
             let session = self
                 .session(&runtime_id, invocation.qualifier.as_deref(), &session_id)
@@ -193,7 +196,13 @@ impl SessionManager {
             let _ = guard; // moved into the body below
             Ok(InvocationResponse {
                 session_id: session_id.clone(),
-                response: Response::from_parts(parts, GuardedBody { inner: body, _guard: guard }),
+                response: Response::from_parts(
+                    parts,
+                    GuardedBody {
+                        inner: body,
+                        _guard: guard,
+                    },
+                ),
             })
         }
         .instrument(span)
@@ -209,8 +218,11 @@ impl SessionManager {
     ) -> Result<(), Error> {
         let runtime_id = self.inner.control.runtime_id_from_ref(runtime, None)?;
         // The runtime and endpoint must exist even if the session does not.
-        if let Err(e @ Error::NotFound(_)) =
-            self.inner.control.invocation_target(&runtime_id, qualifier).await
+        if let Err(e @ Error::NotFound(_)) = self
+            .inner
+            .control
+            .invocation_target(&runtime_id, qualifier)
+            .await
         {
             return Err(e);
         }
@@ -254,7 +266,13 @@ impl SessionManager {
     /// The output tails of a live or recently ended session.
     pub fn logs(&self, runtime_id: &str, session_id: &str) -> Option<SessionLogs> {
         let key = (runtime_id.to_owned(), session_id.to_owned());
-        let live = self.inner.sessions.lock().expect("poisoned").get(&key).cloned();
+        let live = self
+            .inner
+            .sessions
+            .lock()
+            .expect("poisoned")
+            .get(&key)
+            .cloned();
         if let Some(session) = live.as_ref().and_then(|slot| slot.session.get()) {
             return Some(session.logs());
         }
@@ -304,7 +322,10 @@ impl SessionManager {
             let started = slot
                 .session
                 .get_or_try_init(|| async {
-                    let (_, version) = inner.control.invocation_target(runtime_id, qualifier).await?;
+                    let (_, version) = inner
+                        .control
+                        .invocation_target(runtime_id, qualifier)
+                        .await?;
                     inner.start(session_id, version).await
                 })
                 .await;
@@ -365,12 +386,9 @@ impl Inner {
                 limits: self.config.limits,
             },
         );
-        let sandbox: Arc<dyn Sandbox> = Arc::from(
-            self.backend
-                .spawn(spec)
-                .await
-                .map_err(|e| Error::RuntimeClient(format!("The session sandbox could not be started: {e}")))?,
-        );
+        let sandbox: Arc<dyn Sandbox> = Arc::from(self.backend.spawn(spec).await.map_err(|e| {
+            Error::RuntimeClient(format!("The session sandbox could not be started: {e}"))
+        })?);
         let client = proxy::client(sandbox.clone());
         let now = Instant::now();
         let session = Arc::new(AgentSession {
@@ -392,7 +410,11 @@ impl Inner {
             let _ = session.sandbox.kill().await;
             return Err(e);
         }
-        tracing::info!(version = version.version, elapsed_ms = now.elapsed().as_millis() as u64, "session started");
+        tracing::info!(
+            version = version.version,
+            elapsed_ms = now.elapsed().as_millis() as u64,
+            "session started"
+        );
         Ok(session)
     }
 
@@ -407,11 +429,14 @@ impl Inner {
                     session.sandbox.stderr_tail(STDERR_QUOTE_BYTES)
                 )));
             }
-            let ping = http::Request::get(format!("http://127.0.0.1:{}/ping", session.endpoint.port))
-                .body(http_body_util::Full::new(Bytes::new()))
-                .expect("static request");
+            let ping =
+                http::Request::get(format!("http://127.0.0.1:{}/ping", session.endpoint.port))
+                    .body(http_body_util::Full::new(Bytes::new()))
+                    .expect("static request");
             // Any HTTP answer means the server is up (MCP servers need not serve /ping).
-            if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_secs(2), session.client.request(ping)).await {
+            if let Ok(Ok(_)) =
+                tokio::time::timeout(Duration::from_secs(2), session.client.request(ping)).await
+            {
                 return Ok(());
             }
             if Instant::now() >= deadline {
@@ -469,7 +494,11 @@ impl Inner {
         let body = read_prefix(response.into_body(), 1024).await;
         serde_json::from_slice::<serde_json::Value>(&body)
             .ok()
-            .and_then(|v| v.get("status").and_then(|s| s.as_str()).map(|s| s == "HealthyBusy"))
+            .and_then(|v| {
+                v.get("status")
+                    .and_then(|s| s.as_str())
+                    .map(|s| s == "HealthyBusy")
+            })
             .unwrap_or(false)
     }
 }
@@ -490,7 +519,8 @@ async fn reaper(inner: std::sync::Weak<Inner>) {
         for session in sessions {
             let key = (session.runtime_id.clone(), session.session_id.clone());
             let max_lifetime = Duration::from_secs(session.lifecycle.max_lifetime as u64);
-            let idle_timeout = Duration::from_secs(session.lifecycle.idle_runtime_session_timeout as u64);
+            let idle_timeout =
+                Duration::from_secs(session.lifecycle.idle_runtime_session_timeout as u64);
             if session.sandbox.exited().is_some() {
                 inner.end(&key, "agent exited").await;
             } else if session.started.elapsed() >= max_lifetime {
@@ -532,7 +562,9 @@ fn header_value(s: &str) -> HeaderValue {
 fn percent_encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()

@@ -7,7 +7,10 @@ use crate::Partition;
 /// `{name}-{10 random alphanumerics}`: the id format of runtimes, endpoints, browsers, code
 /// interpreters and browser profiles.
 pub fn new_resource_id(name: &str) -> String {
-    format!("{name}-{}", Alphanumeric.sample_string(&mut rand::rng(), 10))
+    format!(
+        "{name}-{}",
+        Alphanumeric.sample_string(&mut rand::rng(), 10)
+    )
 }
 
 pub const SYSTEM_BROWSER_ID: &str = "aws.browser.v1";
@@ -23,7 +26,10 @@ impl Partition {
     }
 
     pub fn endpoint_arn(&self, runtime_id: &str, endpoint: &str) -> String {
-        format!("{}/runtime-endpoint/{endpoint}", self.runtime_arn(runtime_id))
+        format!(
+            "{}/runtime-endpoint/{endpoint}",
+            self.runtime_arn(runtime_id)
+        )
     }
 
     /// The workload identity AgentCore creates for every runtime; its name starts with the
@@ -39,7 +45,10 @@ impl Partition {
         if browser_id == SYSTEM_BROWSER_ID {
             format!("{}:browser/{browser_id}", self.prefix("aws"))
         } else {
-            format!("{}:browser-custom/{browser_id}", self.prefix(&self.account_id))
+            format!(
+                "{}:browser-custom/{browser_id}",
+                self.prefix(&self.account_id)
+            )
         }
     }
 
@@ -47,12 +56,18 @@ impl Partition {
         if id == SYSTEM_CODE_INTERPRETER_ID {
             format!("{}:code-interpreter/{id}", self.prefix("aws"))
         } else {
-            format!("{}:code-interpreter-custom/{id}", self.prefix(&self.account_id))
+            format!(
+                "{}:code-interpreter-custom/{id}",
+                self.prefix(&self.account_id)
+            )
         }
     }
 
     pub fn browser_profile_arn(&self, profile_id: &str) -> String {
-        format!("{}:browser-profile/{profile_id}", self.prefix(&self.account_id))
+        format!(
+            "{}:browser-profile/{profile_id}",
+            self.prefix(&self.account_id)
+        )
     }
 
     /// What a taggable ARN names, if it is one Hangar could have issued in this partition.
@@ -146,11 +161,15 @@ mod tests {
             Some(TaggableResource::BrowserProfile("p-0123456789".into()))
         );
         assert_eq!(
-            p.parse_taggable("arn:aws:bedrock-agentcore:us-west-2:123456789012:runtime/r-0123456789"),
+            p.parse_taggable(
+                "arn:aws:bedrock-agentcore:us-west-2:123456789012:runtime/r-0123456789"
+            ),
             None
         );
         assert_eq!(
-            p.parse_taggable("arn:aws:bedrock-agentcore:us-east-1:123456789012:gateway/g-0123456789"),
+            p.parse_taggable(
+                "arn:aws:bedrock-agentcore:us-east-1:123456789012:gateway/g-0123456789"
+            ),
             None
         );
     }

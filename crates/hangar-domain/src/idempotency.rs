@@ -70,8 +70,10 @@ impl Claim {
     /// The answer of the concurrent request with the same token that committed first.
     pub async fn winner<T: DeserializeOwned>(&self, store: &dyn Store) -> Result<T, Error> {
         match load::<IdempotencyRecord>(store, collection::IDEMPOTENCY, &self.key).await? {
-            Some(r) if r.doc.fingerprint == self.fingerprint => serde_json::from_value(r.doc.response)
-                .map_err(|e| Error::Internal(format!("corrupt idempotency record: {e}"))),
+            Some(r) if r.doc.fingerprint == self.fingerprint => {
+                serde_json::from_value(r.doc.response)
+                    .map_err(|e| Error::Internal(format!("corrupt idempotency record: {e}")))
+            }
             Some(_) => Err(Error::idempotency_mismatch()),
             None => Err(Error::Internal("idempotency record vanished".into())),
         }

@@ -98,11 +98,19 @@ impl ControlPlane {
     /// Carries out one control-plane request.
     pub async fn execute(&self, _ctx: &RequestContext, input: Input) -> Result<Output, Error> {
         Ok(match input {
-            Input::CreateAgentRuntime(r) => Output::CreateAgentRuntime(self.create_agent_runtime(r).await?),
+            Input::CreateAgentRuntime(r) => {
+                Output::CreateAgentRuntime(self.create_agent_runtime(r).await?)
+            }
             Input::GetAgentRuntime(r) => Output::GetAgentRuntime(self.get_agent_runtime(r).await?),
-            Input::UpdateAgentRuntime(r) => Output::UpdateAgentRuntime(self.update_agent_runtime(r).await?),
-            Input::DeleteAgentRuntime(r) => Output::DeleteAgentRuntime(self.delete_agent_runtime(r).await?),
-            Input::ListAgentRuntimes(r) => Output::ListAgentRuntimes(self.list_agent_runtimes(r).await?),
+            Input::UpdateAgentRuntime(r) => {
+                Output::UpdateAgentRuntime(self.update_agent_runtime(r).await?)
+            }
+            Input::DeleteAgentRuntime(r) => {
+                Output::DeleteAgentRuntime(self.delete_agent_runtime(r).await?)
+            }
+            Input::ListAgentRuntimes(r) => {
+                Output::ListAgentRuntimes(self.list_agent_runtimes(r).await?)
+            }
             Input::ListAgentRuntimeVersions(r) => {
                 Output::ListAgentRuntimeVersions(self.list_agent_runtime_versions(r).await?)
             }
@@ -128,7 +136,9 @@ impl ControlPlane {
             Input::CreateCodeInterpreter(r) => {
                 Output::CreateCodeInterpreter(self.create_code_interpreter(r).await?)
             }
-            Input::GetCodeInterpreter(r) => Output::GetCodeInterpreter(self.get_code_interpreter(r).await?),
+            Input::GetCodeInterpreter(r) => {
+                Output::GetCodeInterpreter(self.get_code_interpreter(r).await?)
+            }
             Input::ListCodeInterpreters(r) => {
                 Output::ListCodeInterpreters(self.list_code_interpreters(r).await?)
             }
@@ -138,7 +148,9 @@ impl ControlPlane {
             Input::CreateBrowserProfile(r) => {
                 Output::CreateBrowserProfile(self.create_browser_profile(r).await?)
             }
-            Input::GetBrowserProfile(r) => Output::GetBrowserProfile(self.get_browser_profile(r).await?),
+            Input::GetBrowserProfile(r) => {
+                Output::GetBrowserProfile(self.get_browser_profile(r).await?)
+            }
             Input::ListBrowserProfiles(r) => {
                 Output::ListBrowserProfiles(self.list_browser_profiles(r).await?)
             }
@@ -168,8 +180,10 @@ impl ControlPlane {
         response: T,
         collision: impl Fn(&StoreError) -> Option<Error>,
     ) -> Result<T, Error> {
+        // The token's record goes first: a concurrent request with the same token then
+        // fails on it (and replays the winner's answer) rather than on the resource's name.
         if let Some(claim) = &claim {
-            writes.push(claim.write(&response));
+            writes.insert(0, claim.write(&response));
         }
         match self.store().commit(writes).await {
             Ok(_) => Ok(response),
@@ -189,13 +203,17 @@ impl ControlPlane {
         response: T,
     ) -> Result<Option<T>, Error> {
         if let Some(claim) = claim {
-            writes.push(claim.write(&response));
+            writes.insert(0, claim.write(&response));
         }
         match self.store().commit(writes).await {
             Ok(_) => Ok(Some(response)),
-            Err(e) if idempotency::lost_race(&e) => {
-                Ok(Some(claim.as_ref().expect("claimed").winner(self.store()).await?))
-            }
+            Err(e) if idempotency::lost_race(&e) => Ok(Some(
+                claim
+                    .as_ref()
+                    .expect("claimed")
+                    .winner(self.store())
+                    .await?,
+            )),
             Err(e) if stored::is_race(&e) => Ok(None),
             Err(e) => Err(e.into()),
         }

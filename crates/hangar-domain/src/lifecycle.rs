@@ -46,7 +46,10 @@ impl Lifecycle {
         };
         if !config.contains_key("capacityProviderConfiguration") {
             for (name, value) in [
-                ("idleRuntimeSessionTimeout", lifecycle.idle_runtime_session_timeout),
+                (
+                    "idleRuntimeSessionTimeout",
+                    lifecycle.idle_runtime_session_timeout,
+                ),
                 ("maxLifetime", lifecycle.max_lifetime),
             ] {
                 if value > MICROVM_MAX_SECS {
@@ -89,9 +92,18 @@ mod tests {
     #[test]
     fn defaults_follow_agentcore() {
         assert_eq!(lc(json!({})).unwrap(), (900, 28800));
-        assert_eq!(lc(json!({"lifecycleConfiguration": {"maxLifetime": 600}})).unwrap(), (600, 600));
-        assert_eq!(lc(json!({"lifecycleConfiguration": {"maxLifetime": 3600}})).unwrap(), (900, 3600));
-        assert_eq!(lc(json!({"lifecycleConfiguration": {"idleRuntimeSessionTimeout": 120}})).unwrap(), (120, 28800));
+        assert_eq!(
+            lc(json!({"lifecycleConfiguration": {"maxLifetime": 600}})).unwrap(),
+            (600, 600)
+        );
+        assert_eq!(
+            lc(json!({"lifecycleConfiguration": {"maxLifetime": 3600}})).unwrap(),
+            (900, 3600)
+        );
+        assert_eq!(
+            lc(json!({"lifecycleConfiguration": {"idleRuntimeSessionTimeout": 120}})).unwrap(),
+            (120, 28800)
+        );
         assert_eq!(
             lc(json!({"lifecycleConfiguration": {"idleRuntimeSessionTimeout": 60, "maxLifetime": 120}})).unwrap(),
             (60, 120)
@@ -100,8 +112,12 @@ mod tests {
 
     #[test]
     fn idle_must_not_exceed_max_lifetime() {
-        let err = lc(json!({"lifecycleConfiguration": {"idleRuntimeSessionTimeout": 600, "maxLifetime": 300}}));
-        assert!(matches!(err, Err(Error::Validation { ref fields, .. }) if fields[0].name == "lifecycleConfiguration.idleRuntimeSessionTimeout"));
+        let err = lc(
+            json!({"lifecycleConfiguration": {"idleRuntimeSessionTimeout": 600, "maxLifetime": 300}}),
+        );
+        assert!(
+            matches!(err, Err(Error::Validation { ref fields, .. }) if fields[0].name == "lifecycleConfiguration.idleRuntimeSessionTimeout")
+        );
         assert!(lc(json!({"lifecycleConfiguration": {"idleRuntimeSessionTimeout": 1000}})).is_ok());
     }
 

@@ -60,7 +60,12 @@ impl ControlPlane {
         id: &str,
         version: u32,
     ) -> Result<Option<Stored<RuntimeVersionRecord>>, Error> {
-        load(self.store(), collection::RUNTIME_VERSION, &version_key(id, version)).await
+        load(
+            self.store(),
+            collection::RUNTIME_VERSION,
+            &version_key(id, version),
+        )
+        .await
     }
 
     /// The version record a runtime's configuration is read from: `version`, or the latest.
@@ -181,7 +186,13 @@ impl ControlPlane {
             ),
         ];
         if let Some(tags) = tags_record(tags) {
-            writes.push(insert(collection::TAGS, &runtime.arn, Some(&id), None, &tags));
+            writes.push(insert(
+                collection::TAGS,
+                &runtime.arn,
+                Some(&id),
+                None,
+                &tags,
+            ));
         }
         let answer = self
             .commit_once(claim, writes, response, |e| match e {
@@ -243,7 +254,9 @@ impl ControlPlane {
             else {
                 // Deleted between the two reads: say so, as a fresh read of the runtime does.
                 self.load_runtime(&id).await?;
-                return Err(Error::Internal(format!("runtime {id} has no DEFAULT endpoint")));
+                return Err(Error::Internal(format!(
+                    "runtime {id} has no DEFAULT endpoint"
+                )));
             };
             let mut default_endpoint = default.doc;
             default_endpoint.target_version = number;
@@ -269,7 +282,12 @@ impl ControlPlane {
                     None,
                     &version,
                 ),
-                update(collection::ENDPOINT, &default_key, default.revision, &default_endpoint),
+                update(
+                    collection::ENDPOINT,
+                    &default_key,
+                    default.revision,
+                    &default_endpoint,
+                ),
             ];
             match self.commit_retryable(&claim, writes, response).await? {
                 Some(answer) => {
@@ -323,7 +341,9 @@ impl ControlPlane {
         request: control::DeleteAgentRuntimeRequest,
     ) -> Result<control::DeleteAgentRuntimeResponse, Error> {
         let request = to_object(&request);
-        let id = get_str(&request, "agentRuntimeId").unwrap_or_default().to_owned();
+        let id = get_str(&request, "agentRuntimeId")
+            .unwrap_or_default()
+            .to_owned();
         let claim = match idempotency::check(
             self.store(),
             "DeleteAgentRuntime",
@@ -397,9 +417,14 @@ impl ControlPlane {
     ) -> Result<control::ListAgentRuntimesResponse, Error> {
         let limit = pagination::page_size(request.max_results);
         let after = pagination::decode("runtimes", request.next_token.as_deref())?;
-        let page =
-            stored::list::<RuntimeRecord>(self.store(), collection::RUNTIME, None, after, limit + 1)
-                .await?;
+        let page = stored::list::<RuntimeRecord>(
+            self.store(),
+            collection::RUNTIME,
+            None,
+            after,
+            limit + 1,
+        )
+        .await?;
         let (items, next) = split_page(page, limit, "runtimes");
         let items: Vec<Value> = items
             .into_iter()
@@ -538,7 +563,13 @@ impl ControlPlane {
                 ),
             ];
             if let Some(tags) = tags_record(request.get("tags").cloned()) {
-                writes.push(insert(collection::TAGS, &endpoint.arn, Some(&id), None, &tags));
+                writes.push(insert(
+                    collection::TAGS,
+                    &endpoint.arn,
+                    Some(&id),
+                    None,
+                    &tags,
+                ));
             }
             if let Some(answer) = self.commit_retryable(&claim, writes, response).await? {
                 self.spawn_endpoint_settling(id, name);
@@ -624,11 +655,14 @@ impl ControlPlane {
     ) -> Result<control::GetAgentRuntimeEndpointResponse, Error> {
         let id = request.agent_runtime_id;
         let name = request.endpoint_name;
-        let endpoint =
-            load::<EndpointRecord>(self.store(), collection::ENDPOINT, &endpoint_key(&id, &name))
-                .await?
-                .ok_or_else(|| endpoint_not_found(&id, &name))?
-                .doc;
+        let endpoint = load::<EndpointRecord>(
+            self.store(),
+            collection::ENDPOINT,
+            &endpoint_key(&id, &name),
+        )
+        .await?
+        .ok_or_else(|| endpoint_not_found(&id, &name))?
+        .doc;
         output(endpoint_json(endpoint))
     }
 
@@ -637,8 +671,12 @@ impl ControlPlane {
         request: control::DeleteAgentRuntimeEndpointRequest,
     ) -> Result<control::DeleteAgentRuntimeEndpointResponse, Error> {
         let request = to_object(&request);
-        let id = get_str(&request, "agentRuntimeId").unwrap_or_default().to_owned();
-        let name = get_str(&request, "endpointName").unwrap_or_default().to_owned();
+        let id = get_str(&request, "agentRuntimeId")
+            .unwrap_or_default()
+            .to_owned();
+        let name = get_str(&request, "endpointName")
+            .unwrap_or_default()
+            .to_owned();
         let key = endpoint_key(&id, &name);
         let claim = match idempotency::check(
             self.store(),
@@ -714,7 +752,11 @@ impl ControlPlane {
             async move {
                 let outcome = this.provisioner().prepare_runtime_version(&version).await;
                 let result = this
-                    .complete_version(&version.runtime_id, version.version, outcome.map_err(|r| r.0))
+                    .complete_version(
+                        &version.runtime_id,
+                        version.version,
+                        outcome.map_err(|r| r.0),
+                    )
                     .await;
                 if let Err(e) = result {
                     tracing::error!(error = %e, "could not record the provisioning outcome");
@@ -733,7 +775,8 @@ impl ControlPlane {
         outcome: Result<(), String>,
     ) -> Result<(), Error> {
         loop {
-            let Some(current) = load::<RuntimeRecord>(self.store(), collection::RUNTIME, id).await?
+            let Some(current) =
+                load::<RuntimeRecord>(self.store(), collection::RUNTIME, id).await?
             else {
                 return Ok(()); // deleted meanwhile
             };
@@ -800,12 +843,14 @@ impl ControlPlane {
     /// record, so whichever commits second sees the other's work.)
     pub(crate) async fn settle_endpoint_if_ready(&self, id: &str, name: &str) -> Result<(), Error> {
         loop {
-            let Some(current) = load::<RuntimeRecord>(self.store(), collection::RUNTIME, id).await?
+            let Some(current) =
+                load::<RuntimeRecord>(self.store(), collection::RUNTIME, id).await?
             else {
                 return Ok(());
             };
             let key = endpoint_key(id, name);
-            let Some(endpoint) = load::<EndpointRecord>(self.store(), collection::ENDPOINT, &key).await?
+            let Some(endpoint) =
+                load::<EndpointRecord>(self.store(), collection::ENDPOINT, &key).await?
             else {
                 return Ok(());
             };
@@ -928,14 +973,17 @@ pub(crate) fn split_page<T>(
 }
 
 pub(crate) fn tags_record(tags: Option<Value>) -> Option<TagsRecord> {
-    let tags: std::collections::BTreeMap<String, String> =
-        serde_json::from_value(tags?).ok()?;
+    let tags: std::collections::BTreeMap<String, String> = serde_json::from_value(tags?).ok()?;
     (!tags.is_empty()).then_some(TagsRecord { tags })
 }
 
 impl ControlPlane {
     /// The runtime id an invocation names: its id, or its ARN in this partition.
-    pub fn runtime_id_from_ref(&self, runtime: &str, account_id: Option<&str>) -> Result<String, Error> {
+    pub fn runtime_id_from_ref(
+        &self,
+        runtime: &str,
+        account_id: Option<&str>,
+    ) -> Result<String, Error> {
         let not_found = || runtime_not_found(runtime);
         if account_id.is_some_and(|a| a != self.partition().account_id) {
             return Err(not_found());
@@ -968,16 +1016,20 @@ impl ControlPlane {
         .ok_or_else(|| endpoint_not_found(runtime_id, name))?
         .doc;
         let Some(live) = endpoint.live_version else {
-            return Err(match (endpoint.status, endpoint.failure_reason.as_deref()) {
-                (status, Some(reason)) if !status.is_pending() => Error::RuntimeClient(format!(
+            return Err(
+                match (endpoint.status, endpoint.failure_reason.as_deref()) {
+                    (status, Some(reason)) if !status.is_pending() => {
+                        Error::RuntimeClient(format!(
                     "Endpoint {name} of AgentRuntime {} has no version ready to serve: {reason}",
                     runtime.id
-                )),
-                _ => Error::RetryableConflict(format!(
-                    "Endpoint {name} of AgentRuntime {} is still being prepared; retry shortly",
-                    runtime.id
-                )),
-            });
+                ))
+                    }
+                    _ => Error::RetryableConflict(format!(
+                        "Endpoint {name} of AgentRuntime {} is still being prepared; retry shortly",
+                        runtime.id
+                    )),
+                },
+            );
         };
         let version = self
             .load_version(runtime_id, live)

@@ -103,6 +103,5 @@ pub(crate) fn delete_children(collection: &str, parent: &str) -> Write {
 
 /// A concurrent writer got there first: re-read and try again.
 pub(crate) fn is_race(e: &StoreError) -> bool {
-    matches!(e, StoreError::RevisionMismatch { .. })
-        || matches!(e, StoreError::NotFound { .. })
+    matches!(e, StoreError::RevisionMismatch { .. }) || matches!(e, StoreError::NotFound { .. })
 }

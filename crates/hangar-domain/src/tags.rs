@@ -90,7 +90,9 @@ impl ControlPlane {
             ];
             match self.store().commit(writes).await {
                 Ok(_) => return Ok(()),
-                Err(e) if is_race(&e) || matches!(e, hangar_store::StoreError::KeyExists { .. }) => {
+                Err(e)
+                    if is_race(&e) || matches!(e, hangar_store::StoreError::KeyExists { .. }) =>
+                {
                     continue
                 }
                 Err(e) => return Err(e.into()),

@@ -48,13 +48,19 @@ impl ControlPlane {
             ),
         ];
         for (kind, id, name, description, network_mode) in builtins {
-            if load::<ToolRecord>(self.store(), kind.collection(), id).await?.is_some() {
+            if load::<ToolRecord>(self.store(), kind.collection(), id)
+                .await?
+                .is_some()
+            {
                 continue;
             }
             let now = Timestamp::now();
             let mut config = Object::new();
             config.insert("description".into(), json!(description));
-            config.insert("networkConfiguration".into(), json!({"networkMode": network_mode}));
+            config.insert(
+                "networkConfiguration".into(),
+                json!({"networkMode": network_mode}),
+            );
             let record = ToolRecord {
                 kind,
                 id: id.into(),
@@ -122,7 +128,13 @@ impl ControlPlane {
         });
         let mut writes = vec![insert(kind.collection(), &id, None, Some(&name), &record)];
         if let Some(tags) = tags_record(tags) {
-            writes.push(insert(collection::TAGS, &record.arn, Some(&id), None, &tags));
+            writes.push(insert(
+                collection::TAGS,
+                &record.arn,
+                Some(&id),
+                None,
+                &tags,
+            ));
         }
         let answer = self
             .commit_once(claim, writes, response, |e| match e {
@@ -142,15 +154,20 @@ impl ControlPlane {
         tokio::spawn(async move {
             let outcome = this.provisioner().prepare_tool(tool.kind, &tool).await;
             loop {
-                let current =
-                    match load::<ToolRecord>(this.store(), tool.kind.collection(), &tool.id).await {
-                        Ok(Some(current)) => current,
-                        Ok(None) => return,
-                        Err(e) => {
-                            tracing::error!(id = tool.id, error = %e, "could not record provisioning outcome");
-                            return;
-                        }
-                    };
+                let current = match load::<ToolRecord>(
+                    this.store(),
+                    tool.kind.collection(),
+                    &tool.id,
+                )
+                .await
+                {
+                    Ok(Some(current)) => current,
+                    Ok(None) => return,
+                    Err(e) => {
+                        tracing::error!(id = tool.id, error = %e, "could not record provisioning outcome");
+                        return;
+                    }
+                };
                 let mut record = current.doc;
                 if record.status != ToolStatus::Creating {
                     return;
@@ -300,28 +317,40 @@ impl ControlPlane {
         &self,
         request: control::CreateBrowserRequest,
     ) -> Result<control::CreateBrowserResponse, Error> {
-        output(self.create_tool(ToolKind::Browser, to_object(&request)).await?)
+        output(
+            self.create_tool(ToolKind::Browser, to_object(&request))
+                .await?,
+        )
     }
 
     pub(crate) async fn get_browser(
         &self,
         request: control::GetBrowserRequest,
     ) -> Result<control::GetBrowserResponse, Error> {
-        output(self.get_tool(ToolKind::Browser, &request.browser_id).await?)
+        output(
+            self.get_tool(ToolKind::Browser, &request.browser_id)
+                .await?,
+        )
     }
 
     pub(crate) async fn list_browsers(
         &self,
         request: control::ListBrowsersRequest,
     ) -> Result<control::ListBrowsersResponse, Error> {
-        output(self.list_tools(ToolKind::Browser, to_object(&request)).await?)
+        output(
+            self.list_tools(ToolKind::Browser, to_object(&request))
+                .await?,
+        )
     }
 
     pub(crate) async fn delete_browser(
         &self,
         request: control::DeleteBrowserRequest,
     ) -> Result<control::DeleteBrowserResponse, Error> {
-        output(self.delete_tool(ToolKind::Browser, to_object(&request)).await?)
+        output(
+            self.delete_tool(ToolKind::Browser, to_object(&request))
+                .await?,
+        )
     }
 
     pub(crate) async fn create_code_interpreter(
@@ -412,7 +441,13 @@ impl ControlPlane {
             &record,
         )];
         if let Some(tags) = tags_record(request.remove("tags")) {
-            writes.push(insert(collection::TAGS, &record.arn, Some(&id), None, &tags));
+            writes.push(insert(
+                collection::TAGS,
+                &record.arn,
+                Some(&id),
+                None,
+                &tags,
+            ));
         }
         self.commit_once(claim, writes, response, |e| match e {
             hangar_store::StoreError::NameTaken { .. } => Some(Error::Conflict(format!(
@@ -434,7 +469,9 @@ impl ControlPlane {
         &self,
         request: control::GetBrowserProfileRequest,
     ) -> Result<control::GetBrowserProfileResponse, Error> {
-        output(profile_json(self.browser_profile(&request.profile_id).await?))
+        output(profile_json(
+            self.browser_profile(&request.profile_id).await?,
+        ))
     }
 
     pub(crate) async fn list_browser_profiles(
@@ -482,7 +519,9 @@ impl ControlPlane {
         request: control::DeleteBrowserProfileRequest,
     ) -> Result<control::DeleteBrowserProfileResponse, Error> {
         let request = to_object(&request);
-        let id = get_str(&request, "profileId").unwrap_or_default().to_owned();
+        let id = get_str(&request, "profileId")
+            .unwrap_or_default()
+            .to_owned();
         let claim = match idempotency::check(
             self.store(),
             "DeleteBrowserProfile",
@@ -496,9 +535,10 @@ impl ControlPlane {
             Check::Fresh(claim) => claim,
         };
         loop {
-            let current = load::<BrowserProfileRecord>(self.store(), collection::BROWSER_PROFILE, &id)
-                .await?
-                .ok_or_else(|| Error::NotFound(format!("Browser profile not found: {id}")))?;
+            let current =
+                load::<BrowserProfileRecord>(self.store(), collection::BROWSER_PROFILE, &id)
+                    .await?
+                    .ok_or_else(|| Error::NotFound(format!("Browser profile not found: {id}")))?;
             // DeleteBrowserProfile answers 200: the profile is gone when it returns.
             let response: control::DeleteBrowserProfileResponse = output(json!({
                 "profileId": id,

@@ -44,9 +44,13 @@ fn runtime_request(name: &str, image_tag: &str) -> Value {
 }
 
 async fn create_runtime(cp: &ControlPlane, name: &str) -> String {
-    let out = call(cp, Operation::CreateAgentRuntime, runtime_request(name, "v1"))
-        .await
-        .unwrap();
+    let out = call(
+        cp,
+        Operation::CreateAgentRuntime,
+        runtime_request(name, "v1"),
+    )
+    .await
+    .unwrap();
     assert_eq!(out["status"], "CREATING");
     assert_eq!(out["agentRuntimeVersion"], "1");
     out["agentRuntimeId"].as_str().unwrap().to_owned()
@@ -68,15 +72,29 @@ async fn wait_for(cp: &ControlPlane, op: Operation, input: Value, status: &str) 
 async fn create_becomes_ready_with_a_default_endpoint_following_the_latest_version() {
     let cp = control_plane().await;
     let id = create_runtime(&cp, "agent").await;
-    wait_for(&cp, Operation::GetAgentRuntime, json!({"agentRuntimeId": id}), "READY").await;
+    wait_for(
+        &cp,
+        Operation::GetAgentRuntime,
+        json!({"agentRuntimeId": id}),
+        "READY",
+    )
+    .await;
     let default = json!({"agentRuntimeId": id, "endpointName": "DEFAULT"});
-    let ep = wait_for(&cp, Operation::GetAgentRuntimeEndpoint, default.clone(), "READY").await;
+    let ep = wait_for(
+        &cp,
+        Operation::GetAgentRuntimeEndpoint,
+        default.clone(),
+        "READY",
+    )
+    .await;
     assert_eq!(ep["liveVersion"], "1");
 
     let mut update = runtime_request("agent", "v2");
     update.as_object_mut().unwrap().remove("agentRuntimeName");
     update["agentRuntimeId"] = json!(id);
-    let out = call(&cp, Operation::UpdateAgentRuntime, update).await.unwrap();
+    let out = call(&cp, Operation::UpdateAgentRuntime, update)
+        .await
+        .unwrap();
     assert_eq!(out["agentRuntimeVersion"], "2");
     assert_eq!(out["status"], "UPDATING");
     let ep = wait_for(&cp, Operation::GetAgentRuntimeEndpoint, default, "READY").await;
@@ -84,23 +102,43 @@ async fn create_becomes_ready_with_a_default_endpoint_following_the_latest_versi
     assert_eq!(ep["targetVersion"], "2");
 
     // Versions are immutable: version 1 keeps its own configuration.
-    let v1 = call(&cp, Operation::GetAgentRuntime, json!({"agentRuntimeId": id, "agentRuntimeVersion": "1"}))
-        .await
-        .unwrap();
-    assert!(v1["agentRuntimeArtifact"]["containerConfiguration"]["containerUri"]
-        .as_str()
-        .unwrap()
-        .ends_with(":v1"));
-    let latest = call(&cp, Operation::GetAgentRuntime, json!({"agentRuntimeId": id})).await.unwrap();
+    let v1 = call(
+        &cp,
+        Operation::GetAgentRuntime,
+        json!({"agentRuntimeId": id, "agentRuntimeVersion": "1"}),
+    )
+    .await
+    .unwrap();
+    assert!(
+        v1["agentRuntimeArtifact"]["containerConfiguration"]["containerUri"]
+            .as_str()
+            .unwrap()
+            .ends_with(":v1")
+    );
+    let latest = call(
+        &cp,
+        Operation::GetAgentRuntime,
+        json!({"agentRuntimeId": id}),
+    )
+    .await
+    .unwrap();
     assert_eq!(latest["agentRuntimeVersion"], "2");
-    assert_eq!(latest["lifecycleConfiguration"], json!({"idleRuntimeSessionTimeout": 900, "maxLifetime": 28800}));
+    assert_eq!(
+        latest["lifecycleConfiguration"],
+        json!({"idleRuntimeSessionTimeout": 900, "maxLifetime": 28800})
+    );
 }
 
 #[tokio::test]
 async fn names_are_unique_and_default_endpoint_is_protected() {
     let cp = control_plane().await;
     let id = create_runtime(&cp, "unique").await;
-    let again = call(&cp, Operation::CreateAgentRuntime, runtime_request("unique", "v1")).await;
+    let again = call(
+        &cp,
+        Operation::CreateAgentRuntime,
+        runtime_request("unique", "v1"),
+    )
+    .await;
     assert!(matches!(again, Err(Error::Conflict(_))), "{again:?}");
     let delete_default = call(
         &cp,
@@ -118,8 +156,12 @@ async fn versions_in_use_cannot_be_deleted() {
     let mut update = runtime_request("x", "v2");
     update.as_object_mut().unwrap().remove("agentRuntimeName");
     update["agentRuntimeId"] = json!(id);
-    call(&cp, Operation::UpdateAgentRuntime, update.clone()).await.unwrap();
-    call(&cp, Operation::UpdateAgentRuntime, update).await.unwrap();
+    call(&cp, Operation::UpdateAgentRuntime, update.clone())
+        .await
+        .unwrap();
+    call(&cp, Operation::UpdateAgentRuntime, update)
+        .await
+        .unwrap();
     call(
         &cp,
         Operation::CreateAgentRuntimeEndpoint,
@@ -138,8 +180,14 @@ async fn versions_in_use_cannot_be_deleted() {
             json!({"agentRuntimeId": id, "agentRuntimeVersion": v}),
         )
     };
-    assert!(matches!(del("1").await, Err(Error::Conflict(_))), "pinned by prod");
-    assert!(matches!(del("3").await, Err(Error::Conflict(_))), "DEFAULT targets latest");
+    assert!(
+        matches!(del("1").await, Err(Error::Conflict(_))),
+        "pinned by prod"
+    );
+    assert!(
+        matches!(del("3").await, Err(Error::Conflict(_))),
+        "DEFAULT targets latest"
+    );
     assert_eq!(del("2").await.unwrap()["status"], "DELETING");
     assert!(matches!(del("2").await, Err(Error::NotFound(_))));
     let unknown = call(
@@ -151,8 +199,19 @@ async fn versions_in_use_cannot_be_deleted() {
     assert!(matches!(unknown, Err(Error::NotFound(_))));
 
     // Deleting the runtime removes it with its endpoints.
-    call(&cp, Operation::DeleteAgentRuntime, json!({"agentRuntimeId": id})).await.unwrap();
-    let gone = call(&cp, Operation::GetAgentRuntime, json!({"agentRuntimeId": id})).await;
+    call(
+        &cp,
+        Operation::DeleteAgentRuntime,
+        json!({"agentRuntimeId": id}),
+    )
+    .await
+    .unwrap();
+    let gone = call(
+        &cp,
+        Operation::GetAgentRuntime,
+        json!({"agentRuntimeId": id}),
+    )
+    .await;
     assert!(matches!(gone, Err(Error::NotFound(_))));
 }
 
@@ -162,8 +221,12 @@ async fn client_tokens_replay_or_refuse() {
     let token = "a".repeat(36);
     let mut first = runtime_request("idem", "v1");
     first["clientToken"] = json!(token);
-    let a = call(&cp, Operation::CreateAgentRuntime, first.clone()).await.unwrap();
-    let b = call(&cp, Operation::CreateAgentRuntime, first.clone()).await.unwrap();
+    let a = call(&cp, Operation::CreateAgentRuntime, first.clone())
+        .await
+        .unwrap();
+    let b = call(&cp, Operation::CreateAgentRuntime, first.clone())
+        .await
+        .unwrap();
     assert_eq!(a, b);
     let mut different = runtime_request("idem2", "v1");
     different["clientToken"] = json!(token);
@@ -173,7 +236,13 @@ async fn client_tokens_replay_or_refuse() {
         }
         other => panic!("expected a mismatch, got {other:?}"),
     }
-    let list = call(&cp, Operation::ListAgentRuntimes, json!({"maxResults": 100})).await.unwrap();
+    let list = call(
+        &cp,
+        Operation::ListAgentRuntimes,
+        json!({"maxResults": 100}),
+    )
+    .await
+    .unwrap();
     assert_eq!(list["agentRuntimes"].as_array().unwrap().len(), 1);
 }
 
@@ -189,9 +258,13 @@ async fn paging_returns_every_item_once_under_concurrent_writes() {
         tokio::spawn(async move {
             for i in 0..20 {
                 let id = create_runtime(&cp, &format!("churn{i}")).await;
-                call(&cp, Operation::DeleteAgentRuntime, json!({"agentRuntimeId": id}))
-                    .await
-                    .unwrap();
+                call(
+                    &cp,
+                    Operation::DeleteAgentRuntime,
+                    json!({"agentRuntimeId": id}),
+                )
+                .await
+                .unwrap();
             }
         })
     };
@@ -214,7 +287,11 @@ async fn paging_returns_every_item_once_under_concurrent_writes() {
     }
     writer.await.unwrap();
     for id in &survivors {
-        assert_eq!(seen.iter().filter(|s| *s == id).count(), 1, "{id} seen once");
+        assert_eq!(
+            seen.iter().filter(|s| *s == id).count(),
+            1,
+            "{id} seen once"
+        );
     }
     let mut unique = seen.clone();
     unique.sort();
@@ -225,13 +302,25 @@ async fn paging_returns_every_item_once_under_concurrent_writes() {
 #[tokio::test]
 async fn system_tools_exist_and_cannot_be_deleted() {
     let cp = control_plane().await;
-    let system = call(&cp, Operation::ListBrowsers, json!({"type": "SYSTEM"})).await.unwrap();
+    let system = call(&cp, Operation::ListBrowsers, json!({"type": "SYSTEM"}))
+        .await
+        .unwrap();
     let items = system["browserSummaries"].as_array().unwrap();
     assert_eq!(items.len(), 1);
-    assert_eq!(items[0]["browserArn"], "arn:aws:bedrock-agentcore:us-east-1:aws:browser/aws.browser.v1");
-    let custom = call(&cp, Operation::ListBrowsers, json!({"type": "CUSTOM"})).await.unwrap();
+    assert_eq!(
+        items[0]["browserArn"],
+        "arn:aws:bedrock-agentcore:us-east-1:aws:browser/aws.browser.v1"
+    );
+    let custom = call(&cp, Operation::ListBrowsers, json!({"type": "CUSTOM"}))
+        .await
+        .unwrap();
     assert!(custom["browserSummaries"].as_array().unwrap().is_empty());
-    let del = call(&cp, Operation::DeleteCodeInterpreter, json!({"codeInterpreterId": "aws.codeinterpreter.v1"})).await;
+    let del = call(
+        &cp,
+        Operation::DeleteCodeInterpreter,
+        json!({"codeInterpreterId": "aws.codeinterpreter.v1"}),
+    )
+    .await;
     assert!(matches!(del, Err(Error::AccessDenied(_))));
 }
 
@@ -243,14 +332,49 @@ async fn tags_follow_their_resource() {
     let out = call(&cp, Operation::CreateAgentRuntime, req).await.unwrap();
     let arn = out["agentRuntimeArn"].as_str().unwrap().to_owned();
     let id = out["agentRuntimeId"].as_str().unwrap().to_owned();
-    call(&cp, Operation::TagResource, json!({"resourceArn": arn, "tags": {"env": "dev"}})).await.unwrap();
-    call(&cp, Operation::UntagResource, json!({"resourceArn": arn, "tagKeys": ["team"]})).await.unwrap();
-    let tags = call(&cp, Operation::ListTagsForResource, json!({"resourceArn": arn})).await.unwrap();
+    call(
+        &cp,
+        Operation::TagResource,
+        json!({"resourceArn": arn, "tags": {"env": "dev"}}),
+    )
+    .await
+    .unwrap();
+    call(
+        &cp,
+        Operation::UntagResource,
+        json!({"resourceArn": arn, "tagKeys": ["team"]}),
+    )
+    .await
+    .unwrap();
+    let tags = call(
+        &cp,
+        Operation::ListTagsForResource,
+        json!({"resourceArn": arn}),
+    )
+    .await
+    .unwrap();
     assert_eq!(tags["tags"], json!({"env": "dev"}));
-    let too_many: serde_json::Map<String, Value> = (0..51).map(|i| (format!("k{i}"), json!("v"))).collect();
-    let over = call(&cp, Operation::TagResource, json!({"resourceArn": arn, "tags": too_many})).await;
+    let too_many: serde_json::Map<String, Value> =
+        (0..51).map(|i| (format!("k{i}"), json!("v"))).collect();
+    let over = call(
+        &cp,
+        Operation::TagResource,
+        json!({"resourceArn": arn, "tags": too_many}),
+    )
+    .await;
     assert!(matches!(over, Err(Error::Validation { .. })));
-    call(&cp, Operation::DeleteAgentRuntime, json!({"agentRuntimeId": id})).await.unwrap();
-    let gone = call(&cp, Operation::ListTagsForResource, json!({"resourceArn": arn})).await;
+    call(
+        &cp,
+        Operation::DeleteAgentRuntime,
+        json!({"agentRuntimeId": id}),
+    )
+    .await
+    .unwrap();
+    let gone = call(
+        &cp,
+        Operation::ListTagsForResource,
+        json!({"resourceArn": arn}),
+    )
+    .await;
     assert!(matches!(gone, Err(Error::NotFound(_))));
 }

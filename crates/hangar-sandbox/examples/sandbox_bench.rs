@@ -4,6 +4,9 @@
 //! cargo run --release -p hangar-sandbox --example sandbox_bench [runs]
 //! ```
 //!
+//! With `HANGAR_BENCH_VENV=<venv with bedrock-agentcore>` it also times a 5-line
+//! `BedrockAgentCoreApp` (spawn -> `GET /ping` 200), bare and sandboxed.
+//!
 //! Prints medians of: spawn → first `GET /ping` 200 of a tiny Python HTTP server, in a sandbox
 //! (no network / public network) and started bare; `connect()` into a sandbox vs a plain loopback
 //! connect; a request on a warm connection; idle memory per sandbox.
@@ -32,6 +35,17 @@ class H(BaseHTTPRequestHandler):
     def log_message(self, *a):
         pass
 HTTPServer(("0.0.0.0", int(sys.argv[1]) if len(sys.argv) > 1 else 8080), H).serve_forever()
+"#;
+
+const AGENT: &str = r#"
+import os
+from bedrock_agentcore import BedrockAgentCoreApp
+app = BedrockAgentCoreApp()
+@app.entrypoint
+def invoke(payload):
+    return {"result": payload.get("prompt", "")}
+if __name__ == "__main__":
+    app.run(port=int(os.environ.get("PORT", "8080")))
 "#;
 
 const PING: &[u8] = b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n";
@@ -134,6 +148,74 @@ async fn main() {
         child.kill().await.unwrap();
     }
     stats("bare python server: spawn -> GET /ping 200", bare, "ms");
+
+    if let Ok(venv) = std::env::var("HANGAR_BENCH_VENV") {
+        let app = dir.path().join("app.py");
+        std::fs::write(&app, AGENT).unwrap();
+        std::fs::set_permissions(&app, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let py = format!("{venv}/bin/python");
+        let (mut bare, mut boxed) = (Vec::new(), Vec::new());
+        for i in 0..runs.min(10) {
+            let port = 18_700 + i as u16;
+            let t = Instant::now();
+            let mut child = tokio::process::Command::new(&py)
+                .arg(&app)
+                .env_clear()
+                .env("PORT", port.to_string())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .kill_on_drop(true)
+                .spawn()
+                .unwrap();
+            loop {
+                if let Ok(c) = TcpStream::connect(("127.0.0.1", port)).await {
+                    if ping_once(c).await {
+                        break;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            bare.push(t.elapsed().as_secs_f64() * 1e3);
+            child.kill().await.unwrap();
+
+            let mut s = SandboxSpec::new(format!("agent-{i}"), "/opt/venv/bin/python");
+            s.args = vec!["/code/app.py".into()];
+            s.mounts.push(Mount::ReadOnly {
+                host: dir.path().into(),
+                inside: "/code".into(),
+            });
+            s.mounts.push(Mount::ReadOnly {
+                host: venv.clone().into(),
+                inside: "/opt/venv".into(),
+            });
+            s.cwd = "/code".into();
+            let t = Instant::now();
+            let sb = slirp_backend.spawn_bwrap(s).await.unwrap();
+            loop {
+                if let Ok(c) = sb.connect(8080).await {
+                    if ping_once(c).await {
+                        break;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            boxed.push(t.elapsed().as_secs_f64() * 1e3);
+            if i == 0 {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                println!(
+                    "idle agent sandbox: cgroup memory {:.1} MiB",
+                    sb.memory_usage_bytes().unwrap() as f64 / (1 << 20) as f64
+                );
+            }
+            sb.kill().await.unwrap();
+        }
+        stats("agent app bare: spawn -> GET /ping 200", bare, "ms");
+        stats(
+            "agent app sandboxed (no network): spawn -> /ping",
+            boxed,
+            "ms",
+        );
+    }
 
     let public = NetworkMode::Public {
         host_loopback: true,

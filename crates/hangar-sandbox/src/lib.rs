@@ -21,8 +21,33 @@
 //! ```
 //!
 //! Host requirements of the bubblewrap backend: root, Debian packages `bubblewrap` (0.8+) and,
-//! for [`NetworkMode::Public`], `slirp4netns` (default) or `passt` (pasta); cgroup v1 (incl. hybrid) or v2 with the memory
-//! and pids controllers; unprivileged user namespaces enabled.
+//! for [`NetworkMode::Public`], `slirp4netns` (default helper) or `passt` (pasta); cgroup v1
+//! (incl. hybrid) or v2 with the memory and pids controllers; unprivileged user namespaces.
+//!
+//! # Decisions (bubblewrap backend)
+//!
+//! - **Identity.** Each sandbox runs as its own host uid (= gid), allocated round-robin from
+//!   `2_000_000..2_100_000` ([`BwrapConfig::uid_range`]; keep it clear of real users and
+//!   `/etc/subuid` ranges), never shared by two live sandboxes of this process. bwrap itself runs
+//!   as that uid (`pre_exec`: cgroup join, `setgroups([])`, `setresgid`, `setresuid`,
+//!   `no_new_privs`), with `--unshare-all --unshare-user --disable-userns --cap-drop ALL`: no
+//!   capabilities, no nested user namespaces, no mounts inside. Host paths given to mounts must
+//!   be readable by that uid (code directories world-readable; writable directories `chown`ed
+//!   to [`Sandbox::host_uid`] by the caller, who also removes them afterwards).
+//! - **File system.** `/` is read-only: bwrap's tmpfs holding only the mounts, or the image
+//!   root. `/tmp` and `/dev/shm` are private tmpfs of [`Limits::tmp_bytes`]; `/proc` is the
+//!   sandbox's own; `/etc/hosts`, `/etc/hostname` (and `/etc/passwd`, `/etc/group` with
+//!   [`Mount::HostSystem`] and no image root, `/etc/resolv.conf` in public mode) are generated.
+//! - **Cgroups.** `<hierarchy>/<parent>/<sanitized id>-u<uid>`, parent `hangar` by default
+//!   ([`BwrapConfig::cgroup_parent`]); v1 (memory, pids, cpu, freezer hierarchies) or v2 (one
+//!   directory), detected at start. Limits: memory (no swap), `pids.max`, CPU quota per 100 ms.
+//!   Every process of the sandbox (bwrap, program, exec'd commands, network helper) is in it;
+//!   kill = freeze (v1) / `cgroup.kill` (v2) + SIGKILL until empty, then `rmdir`.
+//! - **Network.** Always a private network namespace; [`Sandbox::connect`] creates its socket in
+//!   that namespace (no port forwarding). Public mode: `eth0` 10.0.2.100/24, gateway and host
+//!   loopback at **10.0.2.2** (also in `$HANGAR_HOST_LOOPBACK`), DNS 10.0.2.3, IPv4 only.
+//! - **Defaults** ([`Limits::default`]): 1 GiB memory, 1000 millicpu, 512 processes, 256 MiB
+//!   `/tmp`.
 
 mod bwrap;
 mod cgroup;

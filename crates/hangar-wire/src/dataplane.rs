@@ -92,7 +92,13 @@ pub(crate) async fn invoke_agent_runtime(
             .cloned()
             .unwrap_or(HeaderValue::from_static("application/octet-stream")),
     );
-    for name in ["mcp-session-id", "mcp-protocol-version", "traceparent", "tracestate", "baggage"] {
+    for name in [
+        "mcp-session-id",
+        "mcp-protocol-version",
+        "traceparent",
+        "tracestate",
+        "baggage",
+    ] {
         if let Some(v) = agent.headers.get(name) {
             out.insert(HeaderName::from_static(name), v.clone());
         }

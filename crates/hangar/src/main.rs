@@ -6,7 +6,11 @@ mod serve;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "hangar", version, about = "Self-hosted Amazon Bedrock AgentCore")]
+#[command(
+    name = "hangar",
+    version,
+    about = "Self-hosted Amazon Bedrock AgentCore"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -61,7 +61,8 @@ fn default_data_dir() -> anyhow::Result<PathBuf> {
     if let Some(dir) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
         return Ok(PathBuf::from(dir).join("hangar"));
     }
-    let home = std::env::var_os("HOME").context("neither --data-dir, XDG_DATA_HOME nor HOME is set")?;
+    let home =
+        std::env::var_os("HOME").context("neither --data-dir, XDG_DATA_HOME nor HOME is set")?;
     Ok(PathBuf::from(home).join(".local/share/hangar"))
 }
 
@@ -93,19 +94,23 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
     // Execution: code artifacts, sandboxes, sessions.
     let source: Arc<dyn ObjectSource> = match (&args.s3_endpoint, &args.s3_dir) {
-        (Some(endpoint), _) => Arc::new(
-            S3Source::from_env(endpoint.clone()).context("configuring the S3 endpoint")?,
-        ),
+        (Some(endpoint), _) => {
+            Arc::new(S3Source::from_env(endpoint.clone()).context("configuring the S3 endpoint")?)
+        }
         (None, Some(dir)) => Arc::new(DirSource::new(dir.clone())),
         (None, None) => Arc::new(DirSource::new(data_dir.join("s3"))),
     };
-    let mut artifacts_config = ArtifactsConfig::new(data_dir.join("artifacts"));
+    let mut artifacts_config = ArtifactsConfig::new(artifact_cache_dir(&data_dir)?);
     for spec in &args.interpreters {
         let (runtime, path) = hangar_artifacts::parse_override(spec)
             .with_context(|| format!("--interpreter {spec}"))?;
-        artifacts_config.interpreters.overrides.insert(runtime, path);
+        artifacts_config
+            .interpreters
+            .overrides
+            .insert(runtime, path);
     }
-    let artifacts = Artifacts::new(artifacts_config, source).context("opening the artifact cache")?;
+    let artifacts =
+        Artifacts::new(artifacts_config, source).context("opening the artifact cache")?;
     let provisioner = Arc::new(AgentProvisioner::new(Arc::new(artifacts)));
 
     let control = ControlPlane::new(
@@ -130,11 +135,20 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     // The control plane is useful without sandboxes (no bubblewrap, not root): serve it and
     // say why agents cannot run.
-    let sessions = match BwrapBackend::new(BwrapConfig::default()) {
+    let sandbox_config = BwrapConfig {
+        cgroup_parent: cgroup_parent(&data_dir),
+        ..BwrapConfig::default()
+    };
+    let sessions = match BwrapBackend::new(sandbox_config) {
         Ok(backend) => Some(Arc::new(
-            SessionManager::start(control.clone(), provisioner, Arc::new(backend), sessions_config)
-                .await
-                .context("starting the session manager")?,
+            SessionManager::start(
+                control.clone(),
+                provisioner,
+                Arc::new(backend),
+                sessions_config,
+            )
+            .await
+            .context("starting the session manager")?,
         )),
         Err(e) => {
             tracing::warn!(error = %e, "agent sessions are disabled: the sandbox backend is unavailable");
@@ -167,6 +181,47 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     tracing::info!("hangar stopped");
     Ok(())
+}
+
+/// Where unpacked code artifacts are kept. Sessions run under unprivileged uids that bind-mount
+/// their code from there, so every directory above it must be searchable by others. That is
+/// `DATA_DIR/artifacts` when the data directory allows it; otherwise (a data directory under a
+/// private home, say) a directory of this server's own under `/var/cache/hangar`.
+fn artifact_cache_dir(data_dir: &std::path::Path) -> anyhow::Result<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let data_dir = std::fs::canonicalize(data_dir)?;
+    let searchable = data_dir
+        .ancestors()
+        .all(|dir| std::fs::metadata(dir).is_ok_and(|m| m.permissions().mode() & 0o001 != 0));
+    if searchable {
+        return Ok(data_dir.join("artifacts"));
+    }
+    let shared = PathBuf::from("/var/cache/hangar");
+    std::fs::create_dir_all(&shared).with_context(|| format!("creating {}", shared.display()))?;
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o755))?;
+    let dir = shared.join(cgroup_parent(&data_dir));
+    tracing::info!(
+        data_dir = %data_dir.display(),
+        cache = %dir.display(),
+        "the data directory is private, so code artifacts are cached where sessions can read them"
+    );
+    Ok(dir)
+}
+
+/// The cgroup all of this server's sandboxes live under. Named after the data directory, so a
+/// restarted server reaps what its crashed predecessor left, while other Hangar servers on the
+/// same host (other data directories) are left alone.
+fn cgroup_parent(data_dir: &std::path::Path) -> String {
+    let path = std::fs::canonicalize(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
+    // FNV-1a: stable across builds and Rust versions, unlike std's hasher.
+    let hash = path
+        .as_os_str()
+        .as_encoded_bytes()
+        .iter()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+        });
+    format!("hangar-{hash:016x}")
 }
 
 async fn shutdown_signal() {

@@ -119,7 +119,7 @@ def test_memhog_small_cap(bare):
     a = bare("memhog")
     got = a.invoke_json({"action": "hog", "step_mib": 8, "max_mib": 24})
     assert got["survived"] is True and got["allocated_mib"] == 24
-    assert "memhog allocated 24 MiB" in a.stderr()
+    assert "memhog allocated 24 MiB rss " in a.stderr() and " anon " in a.stderr()
     assert a.invoke_json({"action": "small"})["action"] == "small"
 
 

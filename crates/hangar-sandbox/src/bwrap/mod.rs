@@ -65,6 +65,10 @@ pub struct BwrapConfig {
     /// Host uids handed to sessions that do not ask for one. Must be reserved for Hangar (no
     /// host user, no `/etc/subuid` range). Default `2_000_000..2_100_000`.
     pub uid_range: std::ops::Range<u32>,
+    /// Directory of per-uid lock files, so several processes can share `uid_range` without
+    /// ever running two sandboxes as the same uid. `None` = coordinate within this process
+    /// only. Default `/run/hangar-sandbox/uids`.
+    pub uid_lock_dir: Option<PathBuf>,
     /// Bytes of stdout and of stderr kept per sandbox. Default 256 KiB each.
     pub output_tail_bytes: usize,
     /// Limit for bwrap + network to come up (not the program's own start-up). Default 10 s.
@@ -82,6 +86,7 @@ impl Default for BwrapConfig {
             pasta: "pasta".into(),
             cgroup_parent: "hangar".into(),
             uid_range: 2_000_000..2_100_000,
+            uid_lock_dir: Some("/run/hangar-sandbox/uids".into()),
             output_tail_bytes: 256 * 1024,
             startup_timeout: Duration::from_secs(10),
             kill_timeout: Duration::from_secs(10),
@@ -130,7 +135,7 @@ impl BwrapBackend {
         })?;
         let cgroups = Cgroups::detect(&cfg.cgroup_parent)?;
         cgroups.ensure_parent()?;
-        let uids = UidAllocator::new(cfg.uid_range.clone())?;
+        let uids = UidAllocator::new(cfg.uid_range.clone(), cfg.uid_lock_dir.as_deref())?;
         tracing::info!(bwrap = %bwrap.display(), cgroups = %cgroups.describe(), "bubblewrap sandbox backend ready");
         Ok(BwrapBackend {
             cfg,
@@ -193,14 +198,13 @@ impl BwrapBackend {
             .insert(name.clone());
 
         // From here on, `guard` undoes everything if start-up fails.
-        let guard = StartGuard {
+        let mut guard = StartGuard {
             cg: Some(cg.clone()),
             live: self.live.clone(),
             name: name.clone(),
             kill_timeout: self.cfg.kill_timeout,
             bwrap: None,
         };
-        let mut guard = guard;
 
         let (info_r, info_w) = sys::pipe().map_err(|e| SandboxError::io("pipe", e))?;
         let (block_r, block_w) = sys::pipe().map_err(|e| SandboxError::io("pipe", e))?;
@@ -247,8 +251,7 @@ impl BwrapBackend {
         drop(block_r);
         drop(procs);
         let bwrap_pid = child.id().unwrap_or(0);
-        let pidfd = sys::pidfd_open(bwrap_pid).ok();
-        guard.bwrap = pidfd.as_ref().map(|p| p.as_raw_fd());
+        guard.bwrap = sys::pidfd_open(bwrap_pid).ok();
 
         let stdout_ring = Arc::new(OutputRing::new(self.cfg.output_tail_bytes));
         let stderr_ring = Arc::new(OutputRing::new(self.cfg.output_tail_bytes));
@@ -260,7 +263,7 @@ impl BwrapBackend {
             readers.push(tokio::spawn(pump(err, stderr_ring.clone())));
         }
         let (exit_tx, exit_rx) = watch::channel(None);
-        let waiter = tokio::spawn(
+        tokio::spawn(
             async move {
                 let st = match child.wait().await {
                     Ok(s) => SandboxExit::from_std(s),
@@ -380,7 +383,7 @@ impl BwrapBackend {
             Err(e) => return Err(SandboxError::io("open the sandbox namespaces", e)),
         };
 
-        guard.disarm();
+        let pidfd = guard.disarm();
         tracing::info!(
             uid,
             cgroup = %name,
@@ -405,7 +408,6 @@ impl BwrapBackend {
                 stdout: stdout_ring,
                 stderr: stderr_ring,
                 exit: exit_rx,
-                waiter: Mutex::new(Some(waiter)),
                 killed: AtomicBool::new(false),
                 kill_timeout: self.cfg.kill_timeout,
                 lease: Mutex::new(Some(lease)),
@@ -453,29 +455,23 @@ struct StartGuard {
     live: Arc<Mutex<HashSet<String>>>,
     name: String,
     kill_timeout: Duration,
-    bwrap: Option<RawFd>,
+    /// pidfd of bwrap, owned here until start-up succeeded.
+    bwrap: Option<OwnedFd>,
 }
 
 impl StartGuard {
-    fn disarm(&mut self) {
+    /// Start-up succeeded: keep everything; hand over bwrap's pidfd.
+    fn disarm(&mut self) -> Option<OwnedFd> {
         self.cg = None;
+        self.bwrap.take()
     }
 }
 
 impl Drop for StartGuard {
     fn drop(&mut self) {
         let Some(cg) = self.cg.take() else { return };
-        if let Some(fd) = self.bwrap {
-            // SAFETY: the pidfd is still open (owned by the spawn function, dropped after us).
-            unsafe {
-                libc::syscall(
-                    libc::SYS_pidfd_send_signal,
-                    fd,
-                    libc::SIGKILL,
-                    std::ptr::null::<libc::siginfo_t>(),
-                    0,
-                );
-            }
+        if let Some(fd) = &self.bwrap {
+            let _ = sys::pidfd_kill(fd, libc::SIGKILL);
         }
         if let Err(e) = cg.destroy(self.kill_timeout) {
             tracing::error!(error = %e, "cleanup after failed start");
@@ -575,7 +571,6 @@ struct Inner {
     stdout: Arc<OutputRing>,
     stderr: Arc<OutputRing>,
     exit: watch::Receiver<Option<SandboxExit>>,
-    waiter: Mutex<Option<tokio::task::JoinHandle<()>>>,
     killed: AtomicBool,
     kill_timeout: Duration,
     lease: Mutex<Option<UidLease>>,
@@ -661,16 +656,6 @@ impl Drop for BwrapSandbox {
     fn drop(&mut self) {
         if let Err(e) = self.inner.teardown() {
             tracing::error!(session = %self.inner.id, error = %e, "teardown on drop");
-        }
-        if let Some(w) = self
-            .inner
-            .waiter
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-        {
-            // The waiter task only reaps bwrap and publishes the status; keep it running.
-            drop(w);
         }
     }
 }
