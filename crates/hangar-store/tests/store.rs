@@ -882,3 +882,50 @@ fn an_unusable_directory_is_a_backend_error() {
     let error = SqliteStore::open(&file.join("below")).unwrap_err();
     assert!(matches!(error, StoreError::Backend(_)), "{error:?}");
 }
+
+/// Point reads are served from a cache: whatever readers race with, a get after a commit
+/// returned sees that commit (and never an older revision later).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn gets_see_every_acknowledged_commit_while_readers_race() {
+    let (_dir, store) = on_disk();
+    let store = Arc::new(store);
+    store
+        .commit(vec![insert("c", "k", Some("p"), None)])
+        .await
+        .unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut readers = Vec::new();
+    for _ in 0..4 {
+        let (store, stop) = (store.clone(), stop.clone());
+        readers.push(tokio::spawn(async move {
+            let mut last = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Some(r) = store.get("c", "k").await.unwrap() {
+                    assert!(
+                        r.revision >= last,
+                        "revision went back from {last} to {}",
+                        r.revision
+                    );
+                    last = r.revision;
+                }
+            }
+        }));
+    }
+    for i in 1..200 {
+        let done = store
+            .commit(vec![update("c", "k", Some(i), json!({"i": i}))])
+            .await
+            .unwrap();
+        let revision = done[0].as_ref().unwrap().revision;
+        assert_eq!(
+            store.get("c", "k").await.unwrap().unwrap().revision,
+            revision
+        );
+    }
+    store.commit(vec![delete_children("c", "p")]).await.unwrap();
+    assert_eq!(store.get("c", "k").await.unwrap(), None);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for r in readers {
+        r.await.unwrap();
+    }
+}

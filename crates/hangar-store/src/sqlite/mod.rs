@@ -1,6 +1,7 @@
 //! The SQLite implementation of [`Store`]: one file, WAL journaling, one writer thread and a
 //! pool of reader threads (see `workers` for why threads, and `schema` for durability).
 
+mod cache;
 mod ops;
 mod schema;
 mod workers;
@@ -56,6 +57,7 @@ pub struct SqliteStore {
     reader_count: usize,
     writer_thread: Option<JoinHandle<()>>,
     location: String,
+    cache: Arc<cache::RecordCache>,
 }
 
 impl SqliteStore {
@@ -121,8 +123,10 @@ impl SqliteStore {
 
     fn start(writer: Connection, location: String) -> Result<Self, StoreError> {
         let (tx, rx) = mpsc::channel();
-        let thread = workers::spawn_writer(writer, rx)?;
+        let cache = Arc::new(cache::RecordCache::default());
+        let thread = workers::spawn_writer(writer, rx, cache.clone())?;
         Ok(SqliteStore {
+            cache,
             writer: Some(tx),
             readers: None,
             reader_count: 0,
@@ -156,9 +160,14 @@ impl SqliteStore {
 #[async_trait::async_trait]
 impl Store for SqliteStore {
     async fn get(&self, collection: &str, key: &str) -> Result<Option<Record>, StoreError> {
-        let (collection, key) = (collection.to_owned(), key.to_owned());
-        self.read(move |conn| ops::get(conn, &collection, &key))
-            .await
+        if let Some(hit) = self.cache.get(collection, key) {
+            return Ok(hit);
+        }
+        let generation = self.cache.generation();
+        let (c, k) = (collection.to_owned(), key.to_owned());
+        let found = self.read(move |conn| ops::get(conn, &c, &k)).await?;
+        self.cache.fill(collection, key, &found, generation);
+        Ok(found)
     }
 
     async fn get_by_name(

@@ -53,6 +53,10 @@ pub(super) fn configure_common(
     // 16 MiB of page cache per connection keeps a control plane's working set in memory.
     conn.pragma_update(None, "cache_size", -16_384)
         .map_err(|e| backend("setting cache_size", e))?;
+    // Sorting for listings needs scratch space: keep it in memory rather than creating and
+    // deleting temporary files per query.
+    conn.pragma_update(None, "temp_store", "MEMORY")
+        .map_err(|e| backend("setting temp_store", e))?;
     // Our handful of statements are re-run constantly: keep them all prepared.
     conn.set_prepared_statement_cache_capacity(64);
     Ok(())

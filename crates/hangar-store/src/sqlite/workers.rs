@@ -15,6 +15,7 @@ use std::thread::JoinHandle;
 use rusqlite::Connection;
 use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 
+use super::cache::{self, Effect, RecordCache};
 use super::{backend, ops};
 use crate::{Record, StoreError, Write};
 
@@ -40,10 +41,11 @@ const MAX_GROUP: usize = 128;
 pub(super) fn spawn_writer(
     conn: Connection,
     jobs: mpsc::Receiver<WriterJob>,
+    cache: Arc<RecordCache>,
 ) -> Result<JoinHandle<()>, StoreError> {
     std::thread::Builder::new()
         .name("hangar-store-writer".into())
-        .spawn(move || writer_loop(conn, jobs))
+        .spawn(move || writer_loop(conn, jobs, &cache))
         .map_err(|e| StoreError::Backend(format!("starting the storage writer thread: {e}")))
 }
 
@@ -146,7 +148,7 @@ struct PendingCommit {
     reply: oneshot::Sender<CommitResult>,
 }
 
-fn writer_loop(conn: Connection, jobs: mpsc::Receiver<WriterJob>) {
+fn writer_loop(conn: Connection, jobs: mpsc::Receiver<WriterJob>, cache: &RecordCache) {
     let mut group = Vec::new();
     while let Ok(first) = jobs.recv() {
         // Group commit: whatever commits queued up while the previous group was being written
@@ -168,7 +170,7 @@ fn writer_loop(conn: Connection, jobs: mpsc::Receiver<WriterJob>) {
             continue;
         }
         let pending = std::mem::take(&mut group);
-        if catch_unwind(AssertUnwindSafe(|| commit_group(&conn, pending))).is_err() {
+        if catch_unwind(AssertUnwindSafe(|| commit_group(&conn, pending, cache))).is_err() {
             // The unwinding dropped the group's reply senders, so each of its callers got an
             // error. Leave the connection clean for the next group.
             tracing::error!("a storage commit panicked; rolling its group back");
@@ -182,10 +184,12 @@ fn writer_loop(conn: Connection, jobs: mpsc::Receiver<WriterJob>) {
 }
 
 /// Writes a group of commits in one transaction and answers each caller.
-fn commit_group(conn: &Connection, group: Vec<PendingCommit>) {
+fn commit_group(conn: &Connection, group: Vec<PendingCommit>, cache: &RecordCache) {
     // Commits that succeeded inside the open transaction; answered once it is committed.
     let mut applied: Vec<(oneshot::Sender<CommitResult>, Vec<Option<Record>>)> =
         Vec::with_capacity(group.len());
+    // What the applied commits did, for the point-read cache, in commit order.
+    let mut effects: Vec<Effect> = Vec::new();
     let mut in_transaction = false;
     for PendingCommit { writes, reply } in group {
         if !in_transaction {
@@ -199,9 +203,12 @@ fn commit_group(conn: &Connection, group: Vec<PendingCommit>) {
             let _ = reply.send(Err(backend("starting a savepoint", e)));
             continue;
         }
+        let removals = cache::removals(&writes);
         let failure = match ops::apply(conn, writes) {
             Ok(results) => match exec(conn, "RELEASE hangar_commit") {
                 Ok(()) => {
+                    effects.extend(removals);
+                    effects.extend(results.iter().flatten().cloned().map(Effect::Put));
                     applied.push((reply, results));
                     continue;
                 }
@@ -237,6 +244,8 @@ fn commit_group(conn: &Connection, group: Vec<PendingCommit>) {
     }
     match exec(conn, "COMMIT") {
         Ok(()) => {
+            // Before anyone hears of the commit, so no one can read what it replaced.
+            cache.apply(effects);
             for (reply, results) in applied {
                 // A caller that stopped waiting has no one to tell; its writes stand.
                 let _ = reply.send(Ok(results));
