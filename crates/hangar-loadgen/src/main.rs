@@ -8,9 +8,12 @@
 //! - `seq-get`: one client, sequential GetAgentRuntime.
 //! - `echo-server`: a trivial HTTP server answering every request with a fixed
 //!   200, to show how fast the load generator itself can go.
+//! - `invoke`: the data plane's InvokeAgentRuntime (warm, cold, idle sessions);
+//!   used by `bench/sessions`, see `invoke.rs`.
 
 mod client;
 mod echo;
+mod invoke;
 mod stats;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -48,6 +51,9 @@ enum Cmd {
     SeqGet(SeqArgs),
     /// Trivial target: answers every request with 200 and a fixed small JSON body.
     EchoServer(EchoArgs),
+    /// InvokeAgentRuntime: warm latency vs the agent called directly, new-session
+    /// latency vs a bare start, idle session capacity.
+    Invoke(invoke::InvokeArgs),
 }
 
 #[derive(Args, Clone)]
@@ -147,6 +153,7 @@ fn main() -> Result<()> {
         Cmd::Mixed(a) => a.target.threads,
         Cmd::SeqGet(a) => a.target.threads,
         Cmd::EchoServer(a) => a.threads,
+        Cmd::Invoke(a) => a.threads(),
     };
     // One thread: a current-thread runtime (no cross-thread wake-ups).
     let rt = if threads <= 1 {
@@ -164,6 +171,7 @@ fn main() -> Result<()> {
             Cmd::Mixed(a) => mixed(a).await,
             Cmd::SeqGet(a) => seq_get(a).await,
             Cmd::EchoServer(a) => echo::serve(&a.listen).await,
+            Cmd::Invoke(a) => invoke::run(a).await,
         }
     })
 }

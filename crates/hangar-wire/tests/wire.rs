@@ -350,7 +350,11 @@ async fn unknown_routes_and_methods_are_unknown_operations() {
     let arn = encode_label("arn:aws:bedrock-agentcore:us-east-1:123456789012:runtime/a-1234567890");
     let body = send(
         &app,
-        fake_signed("POST", &format!("/runtimes/{arn}/invocations"), Some("{}")),
+        fake_signed(
+            "GET",
+            &format!("/runtimes/{arn}/invocations/.well-known/agent-card.json"),
+            None,
+        ),
     )
     .await
     .assert_error(404, "UnknownOperationException");
@@ -358,7 +362,7 @@ async fn unknown_routes_and_methods_are_unknown_operations() {
         body["message"]
             .as_str()
             .unwrap()
-            .contains("InvokeAgentRuntime"),
+            .contains("GetAgentCard"),
         "{body}"
     );
 }

@@ -33,17 +33,20 @@ def artifacts(s3, agent_builder) -> kit.S3Artifacts:
 @pytest.fixture(scope="session")
 def sessions_server(tmp_path_factory, s3) -> kit.SessionHangar:
     """The shared server: default session limits, artifacts from the moto store."""
-    base = tmp_path_factory.mktemp("sessions-server")
+    data_root = kit.open_data_root("sessions")
     srv = kit.SessionHangar(
-        base / "data",
-        base / "logs",
+        data_root / "data",
+        tmp_path_factory.mktemp("sessions-server-logs"),
         extra_args=["--s3-endpoint", s3.url],
         env=kit.s3_env(),
         label="sessions",
     )
-    kit.start_session_server(srv)
-    yield srv
-    srv.stop()
+    try:
+        kit.start_session_server(srv)
+        yield srv
+    finally:
+        srv.stop()
+        kit.remove_data_root(data_root)
 
 
 @pytest.fixture(scope="session")

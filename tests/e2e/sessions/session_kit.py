@@ -229,16 +229,34 @@ def start_session_server(server: SessionHangar) -> SessionHangar:
         raise
 
 
+def open_data_root(tag: str) -> Path:
+    """A directory for servers' data dirs that every uid can traverse (0755, in the system temp
+    dir). pytest's own temp dirs sit below a 0700 directory, which a sandbox's unprivileged uid
+    cannot cross; that case has a test of its own (test_artifacts.py), the other tests should
+    not all fail on it. Remove it with remove_data_root()."""
+    root = Path(tempfile.mkdtemp(prefix=f"hangar-e2e-{tag}-"))
+    os.chmod(root, 0o755)
+    return root
+
+
+def remove_data_root(root: Path) -> None:
+    shutil.rmtree(root, ignore_errors=True)
+
+
 class ServerSet:
-    """Extra SessionHangar servers for one test or module; all stopped by PID on close()."""
+    """Extra SessionHangar servers for one test or module; all stopped by PID on close().
+    Data dirs go under an open_data_root(), logs under `base` (pytest's temp dir)."""
 
     def __init__(self, base: Path) -> None:
         self.base = Path(base)
+        self.data_root: Optional[Path] = None
         self.servers: list[SessionHangar] = []
 
     def start(self, label: str, extra_args: Iterable[str] = (), env: Optional[dict] = None):
+        if self.data_root is None:
+            self.data_root = open_data_root("servers")
         srv = SessionHangar(
-            self.base / f"{label}-data", self.base / "logs", extra_args, env, label=label
+            self.data_root / f"{label}-data", self.base / "logs", extra_args, env, label=label
         )
         self.servers.append(srv)
         return start_session_server(srv)
@@ -246,6 +264,8 @@ class ServerSet:
     def close(self) -> None:
         for s in self.servers:
             s.stop()
+        if self.data_root is not None:
+            remove_data_root(self.data_root)
 
 
 def s3_env() -> dict:

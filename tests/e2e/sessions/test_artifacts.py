@@ -148,3 +148,28 @@ def test_artifacts_from_a_local_directory(extra_servers, agent_builder, tmp_path
     bad = d.create(None, artifact=kit.code_artifact("local-bucket", missing), wait="")
     assert_reason(d.wait_runtime(bad.rid, "CREATE_FAILED"), "CREATE_FAILED", [missing])
     d.stop(rt.arn, out["session_id"])
+
+
+def test_data_dir_inside_a_private_directory(s3, artifacts, tmp_path):
+    """A data dir below a 0700 directory, like the default ~/.local/share/hangar of a user whose
+    home is private (root's is): the unpacked code must still reach the sandbox's /var/task."""
+    private = tmp_path / "home"
+    private.mkdir(mode=0o700)
+    os.chmod(private, 0o700)
+    srv = kit.SessionHangar(
+        private / ".local" / "share" / "hangar",
+        tmp_path / "logs",
+        ["--s3-endpoint", s3.url],
+        kit.s3_env(),
+        label="private-data-dir",
+    )
+    try:
+        kit.start_session_server(srv)
+        d = kit.Deployer(srv, artifacts)
+        rt = d.create("echo")
+        sid = kit.new_session_id("private")
+        out = d.invoke(rt.arn, sid, {"home": "private"})
+        assert out["payload"] == {"home": "private"} and out["cwd"] == "/var/task"
+        d.stop(rt.arn, sid)
+    finally:
+        srv.stop()
