@@ -105,3 +105,26 @@ pub(crate) fn delete_children(collection: &str, parent: &str) -> Write {
 pub(crate) fn is_race(e: &StoreError) -> bool {
     matches!(e, StoreError::RevisionMismatch { .. }) || matches!(e, StoreError::NotFound { .. })
 }
+
+/// Up to `limit + 1` records matching `keep`, in sequence order after `after_seq`: a page plus
+/// one to tell whether another page exists. Filtering happens above the store, so it reads
+/// batches until the page is filled or the collection ends.
+pub(crate) async fn filtered_page<T: DeserializeOwned>(
+    store: &dyn Store,
+    collection: &str,
+    mut after_seq: Option<i64>,
+    limit: usize,
+    keep: impl Fn(&T) -> bool,
+) -> Result<Vec<Stored<T>>, Error> {
+    const BATCH: usize = 100;
+    let mut matching = Vec::new();
+    loop {
+        let batch = list::<T>(store, collection, None, after_seq, BATCH).await?;
+        let exhausted = batch.len() < BATCH;
+        after_seq = batch.last().map(|r| r.seq).or(after_seq);
+        matching.extend(batch.into_iter().filter(|r| keep(&r.doc)));
+        if matching.len() > limit || exhausted {
+            return Ok(matching);
+        }
+    }
+}

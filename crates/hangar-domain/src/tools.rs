@@ -226,25 +226,15 @@ impl ControlPlane {
                 .and_then(Value::as_i64)
                 .map(|n| n as i32),
         );
-        let mut after = pagination::decode(&listing, get_str(&request, "nextToken"))?;
-        // Filtering by type happens above the store, so read batches until a page (plus one,
-        // to know whether another page exists) is filled.
-        let mut matching = Vec::new();
-        loop {
-            let batch =
-                stored::list::<ToolRecord>(self.store(), kind.collection(), None, after, 100)
-                    .await?;
-            let exhausted = batch.len() < 100;
-            after = batch.last().map(|r| r.seq).or(after);
-            matching.extend(
-                batch
-                    .into_iter()
-                    .filter(|t| system.is_none_or(|s| t.doc.system == s)),
-            );
-            if matching.len() > limit || exhausted {
-                break;
-            }
-        }
+        let after = pagination::decode(&listing, get_str(&request, "nextToken"))?;
+        let matching = stored::filtered_page(
+            self.store(),
+            kind.collection(),
+            after,
+            limit,
+            |t: &ToolRecord| system.is_none_or(|s| t.system == s),
+        )
+        .await?;
         let (items, next) = split_page(matching, limit, &listing);
         let (id_member, arn_member) = id_members(kind);
         let items: Vec<Value> = items
@@ -487,28 +477,15 @@ impl ControlPlane {
                 .and_then(Value::as_i64)
                 .map(|n| n as i32),
         );
-        let mut after = pagination::decode(&listing, get_str(&request, "nextToken"))?;
-        let mut matching = Vec::new();
-        loop {
-            let batch = stored::list::<BrowserProfileRecord>(
-                self.store(),
-                collection::BROWSER_PROFILE,
-                None,
-                after,
-                100,
-            )
-            .await?;
-            let exhausted = batch.len() < 100;
-            after = batch.last().map(|r| r.seq).or(after);
-            matching.extend(
-                batch
-                    .into_iter()
-                    .filter(|p| name.as_ref().is_none_or(|n| &p.doc.name == n)),
-            );
-            if matching.len() > limit || exhausted {
-                break;
-            }
-        }
+        let after = pagination::decode(&listing, get_str(&request, "nextToken"))?;
+        let matching = stored::filtered_page(
+            self.store(),
+            collection::BROWSER_PROFILE,
+            after,
+            limit,
+            |p: &BrowserProfileRecord| name.as_ref().is_none_or(|n| &p.name == n),
+        )
+        .await?;
         let (items, next) = split_page(matching, limit, &listing);
         let items: Vec<Value> = items.into_iter().map(|p| profile_json(p.doc)).collect();
         output(json!({"profileSummaries": items, "nextToken": next}))

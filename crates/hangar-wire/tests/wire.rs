@@ -359,10 +359,7 @@ async fn unknown_routes_and_methods_are_unknown_operations() {
     .await
     .assert_error(404, "UnknownOperationException");
     assert!(
-        body["message"]
-            .as_str()
-            .unwrap()
-            .contains("GetAgentCard"),
+        body["message"].as_str().unwrap().contains("GetAgentCard"),
         "{body}"
     );
 }
