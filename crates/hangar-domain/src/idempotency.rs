@@ -67,6 +67,18 @@ impl Claim {
 }
 
 impl Claim {
+    /// The answer of a concurrent request with the same token, if one has committed since the
+    /// check: a retry that finds the resource it would create already there asks this first.
+    pub async fn answered<T: DeserializeOwned>(
+        &self,
+        store: &dyn Store,
+    ) -> Result<Option<T>, Error> {
+        match load::<IdempotencyRecord>(store, collection::IDEMPOTENCY, &self.key).await? {
+            None => Ok(None),
+            Some(_) => self.winner(store).await.map(Some),
+        }
+    }
+
     /// The answer of the concurrent request with the same token that committed first.
     pub async fn winner<T: DeserializeOwned>(&self, store: &dyn Store) -> Result<T, Error> {
         match load::<IdempotencyRecord>(store, collection::IDEMPOTENCY, &self.key).await? {

@@ -171,6 +171,18 @@ impl ControlPlane {
         })
     }
 
+    /// Whether a concurrent request with the same client token has been answered since this
+    /// one checked it (so what looks like a conflict is that request's own work).
+    pub(crate) async fn answered_meanwhile<T: DeserializeOwned>(
+        &self,
+        claim: &Option<Claim>,
+    ) -> Result<Option<T>, Error> {
+        match claim {
+            Some(claim) => claim.answered(self.store()).await,
+            None => Ok(None),
+        }
+    }
+
     /// Commits a change that creates something new (no retry needed: inserts either fit or
     /// collide). `collision` turns a store conflict into the caller's error.
     pub(crate) async fn commit_once<T: Serialize + DeserializeOwned>(
@@ -190,7 +202,10 @@ impl ControlPlane {
             Err(e) if idempotency::lost_race(&e) => {
                 claim.expect("claimed").winner(self.store()).await
             }
-            Err(e) => Err(collision(&e).unwrap_or_else(|| e.into())),
+            Err(e) => match self.answered_meanwhile(&claim).await? {
+                Some(answer) => Ok(answer),
+                None => Err(collision(&e).unwrap_or_else(|| e.into())),
+            },
         }
     }
 

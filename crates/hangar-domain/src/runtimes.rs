@@ -518,6 +518,9 @@ impl ControlPlane {
             }
             let endpoints = self.endpoints_of(&id).await?;
             if endpoints.iter().any(|e| e.doc.name == name) {
+                if let Some(answer) = self.answered_meanwhile(&claim).await? {
+                    return Ok(answer);
+                }
                 return Err(Error::Conflict(format!(
                     "An endpoint named {name} already exists for AgentRuntime {id}"
                 )));

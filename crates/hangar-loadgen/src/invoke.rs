@@ -8,9 +8,10 @@
 //!   first invocation), each session stopped again before the next. With `--bare-dir`, every
 //!   Hangar start alternates with a bare start of the agent (`PYTHON main.py` in that
 //!   directory, `PORT` set) timed until `GET /ping` answers.
-//! - `idle`: opens sessions one after another (`--concurrency` at a time) until `--target`,
-//!   the first failure, too little memory left (`--min-available-mib`) or `--max-secs`; leaves
-//!   them open with `--no-cleanup` (the caller measures their memory, then runs `stop`).
+//! - `idle`: opens sessions one after another (`--concurrency` at a time) until `--target`
+//!   are open, an open fails (more than `--max-failures` times), too little memory is left
+//!   (`--min-available-mib`) or `--max-secs` pass; leaves them open with `--no-cleanup` (the
+//!   caller measures their memory, then runs `stop`).
 //! - `stop`: StopRuntimeSession for a list of session ids.
 //!
 //! Requests to Hangar are signed like every other loadgen request (see `client.rs`):
@@ -23,7 +24,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -152,6 +153,9 @@ struct IdleArgs {
     /// Stop opening after this long.
     #[arg(long, default_value_t = 600.0)]
     max_secs: f64,
+    /// Failed opens tolerated (each is reported); the next one ends the run.
+    #[arg(long, default_value_t = 0)]
+    max_failures: usize,
 }
 
 #[derive(Args)]
@@ -908,10 +912,24 @@ async fn cold(a: ColdArgs) -> Result<Map<String, Value>> {
 
 // ------------------------------------------------------------------ idle
 
+#[derive(Default)]
+struct IdleCounts {
+    /// Sessions opened (answered 2xx).
+    ok: usize,
+    /// Opens in progress.
+    in_flight: usize,
+    /// Attempts started (numbers the session ids).
+    attempts: usize,
+    failures: usize,
+}
+
+#[derive(Default)]
 struct IdleState {
-    next: AtomicUsize,
+    counts: Mutex<IdleCounts>,
     stop: AtomicBool,
     reason: Mutex<Option<String>>,
+    /// Session ids to stop afterwards, with their open time (0: the open failed but the
+    /// session may exist, e.g. after a timeout).
     opened: Mutex<Vec<(String, u64)>>,
     errors: Mutex<Vec<String>>,
 }
@@ -924,24 +942,48 @@ impl IdleState {
         }
         self.stop.store(true, Ordering::SeqCst);
     }
+
+    /// The next attempt's number, or None once opened + in flight reach the target.
+    fn claim(&self, target: usize) -> Option<usize> {
+        let mut c = self.counts.lock().expect("poisoned");
+        if c.ok + c.in_flight >= target {
+            return None;
+        }
+        c.in_flight += 1;
+        c.attempts += 1;
+        Some(c.attempts)
+    }
+
+    /// Ends an attempt; true when the caller should go on.
+    fn finish(&self, ok: bool, max_failures: usize, msg: Option<String>) -> bool {
+        let mut c = self.counts.lock().expect("poisoned");
+        c.in_flight -= 1;
+        if ok {
+            c.ok += 1;
+            return true;
+        }
+        c.failures += 1;
+        let msg = msg.unwrap_or_default();
+        self.errors.lock().expect("poisoned").push(msg.clone());
+        if c.failures > max_failures {
+            drop(c);
+            self.halt(format!("a session failed to open: {msg}"));
+            return false;
+        }
+        true
+    }
 }
 
 async fn idle(a: IdleArgs) -> Result<Map<String, Value>> {
     let mem_before = meminfo();
-    let state = Arc::new(IdleState {
-        next: AtomicUsize::new(0),
-        stop: AtomicBool::new(false),
-        reason: Mutex::new(None),
-        opened: Mutex::new(Vec::new()),
-        errors: Mutex::new(Vec::new()),
-    });
+    let state = Arc::new(IdleState::default());
     let t0 = Instant::now();
     let deadline = t0 + Duration::from_secs_f64(a.max_secs);
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..a.concurrency.max(1) {
         let mut dp = DataPlane::new(&a.common)?;
         let state = state.clone();
-        let (target, min_avail) = (a.target, a.min_available_mib);
+        let (target, min_avail, max_failures) = (a.target, a.min_available_mib, a.max_failures);
         tasks.spawn(async move {
             let mut conn = Http::new(dp.target.addr);
             loop {
@@ -958,36 +1000,39 @@ async fn idle(a: IdleArgs) -> Result<Map<String, Value>> {
                     ));
                     return;
                 }
-                let i = state.next.fetch_add(1, Ordering::SeqCst);
-                if i >= target {
+                let Some(n) = state.claim(target) else {
                     state.halt("target reached".into());
                     return;
-                }
-                let sid = new_session_id(&format!("idle{i}"));
+                };
+                let sid = new_session_id(&format!("idle{n}"));
                 let req = match dp.invoke(&sid) {
                     Ok(r) => r,
                     Err(e) => {
-                        state.halt(format!("request: {e:#}"));
+                        state.finish(false, 0, Some(format!("request: {e:#}")));
                         return;
                     }
                 };
                 let start = Instant::now();
-                match conn.send(req).await {
+                let (ok, msg) = match conn.send(req).await {
                     Ok(ans) if ans.ok() => {
                         let nanos = (ans.done - start).as_nanos() as u64;
                         state.opened.lock().expect("poisoned").push((sid, nanos));
+                        (true, None)
                     }
-                    other => {
-                        let msg = match other {
-                            Ok(ans) => ans.describe(&format!("session #{} ({sid})", i + 1)),
-                            Err(e) => format!("session #{} ({sid}) -> {e:#}", i + 1),
-                        };
-                        state.errors.lock().expect("poisoned").push(msg.clone());
-                        // The failed session may still exist (e.g. a timeout): stop it too.
-                        state.opened.lock().expect("poisoned").push((sid, 0));
-                        state.halt(format!("a session failed to open: {msg}"));
-                        return;
+                    // Hangar answered: the session does not exist.
+                    Ok(ans) => (false, Some(ans.describe(&format!("open #{n} ({sid})")))),
+                    Err(e) => {
+                        // No answer (e.g. a timeout): the session may exist; stop it too.
+                        state
+                            .opened
+                            .lock()
+                            .expect("poisoned")
+                            .push((sid.clone(), 0));
+                        (false, Some(format!("open #{n} ({sid}) -> {e:#}")))
                     }
+                };
+                if !state.finish(ok, max_failures, msg) {
+                    return;
                 }
             }
         });
@@ -998,10 +1043,17 @@ async fn idle(a: IdleArgs) -> Result<Map<String, Value>> {
     let elapsed = t0.elapsed();
     let opened = state.opened.lock().expect("poisoned").clone();
     let ok: Vec<u64> = opened.iter().map(|(_, n)| *n).filter(|&n| n > 0).collect();
+    let (attempts, failures) = {
+        let c = state.counts.lock().expect("poisoned");
+        (c.attempts, c.failures)
+    };
     let mut out = header("invoke-idle", &a.common);
     out.insert("target".into(), json!(a.target));
     out.insert("concurrency".into(), json!(a.concurrency));
+    out.insert("max_failures".into(), json!(a.max_failures));
     out.insert("opened".into(), json!(ok.len()));
+    out.insert("attempts".into(), json!(attempts));
+    out.insert("failures".into(), json!(failures));
     out.insert(
         "stop_reason".into(),
         json!(state.reason.lock().expect("poisoned").clone()),
