@@ -14,4 +14,4 @@ mod sessions;
 
 pub use provisioner::AgentProvisioner;
 pub use proxy::{Invocation, InvocationResponse};
-pub use sessions::{SessionInfo, SessionLogs, SessionManager, SessionsConfig};
+pub use sessions::{ActiveSession, SessionInfo, SessionLogs, SessionManager, SessionStream, SessionsConfig};

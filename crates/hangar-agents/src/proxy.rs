@@ -63,7 +63,7 @@ pub struct Invocation {
     pub session_id: Option<String>,
     /// `X-Amzn-RequestId` of the call, forwarded as the agent's request id.
     pub request_id: String,
-    /// Headers to forward to the agent (content type, accept, tracing, allow-listed custom).
+    /// The caller's request headers; [`forwarded_headers`] picks what reaches the agent.
     pub headers: HeaderMap,
     pub payload: Bytes,
 }
@@ -72,6 +72,51 @@ pub struct Invocation {
 pub struct InvocationResponse {
     pub session_id: String,
     pub response: Response<crate::sessions::GuardedBody>,
+}
+
+/// Request headers the contract passes to the agent, besides the ones Hangar sets itself
+/// (session id, request id).
+const FORWARDED_HEADERS: &[&str] = &[
+    "content-type",
+    "accept",
+    "x-amzn-trace-id",
+    "traceparent",
+    "tracestate",
+    "baggage",
+    "mcp-session-id",
+    "mcp-protocol-version",
+    "mcp-method",
+    "mcp-name",
+    "x-amzn-bedrock-agentcore-runtime-user-id",
+];
+
+/// Headers that are never the caller's to pass on: they belong to this hop or carry the
+/// caller's credentials for Hangar.
+const NEVER_FORWARDED: &[&str] = &[
+    "authorization",
+    "host",
+    "content-length",
+    "connection",
+    "transfer-encoding",
+    "upgrade",
+    "x-amz-date",
+    "x-amz-security-token",
+    "x-amz-content-sha256",
+];
+
+/// What of the caller's headers reaches the agent: the contract's fixed set plus the runtime's
+/// `requestHeaderConfiguration.requestHeaderAllowlist` (names compared case-insensitively).
+pub(crate) fn forwarded_headers(caller: &HeaderMap, allowlist: &[String]) -> HeaderMap {
+    let mut out = HeaderMap::new();
+    for (name, value) in caller {
+        let n = name.as_str();
+        let allowed =
+            FORWARDED_HEADERS.contains(&n) || allowlist.iter().any(|a| a.eq_ignore_ascii_case(n));
+        if allowed && !NEVER_FORWARDED.contains(&n) {
+            out.append(name.clone(), value.clone());
+        }
+    }
+    out
 }
 
 pub(crate) fn build_request(

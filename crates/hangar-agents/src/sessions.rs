@@ -25,6 +25,8 @@ use crate::proxy::{self, AgentClient, Invocation, InvocationResponse};
 
 pub const SESSION_HEADER: &str = "x-amzn-bedrock-agentcore-runtime-session-id";
 const REQUEST_ID_HEADER: &str = "x-amzn-bedrock-agentcore-runtime-request-id";
+/// AgentCore's limit for a synchronous invocation to start answering.
+const SYNC_REQUEST_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 /// How much of an agent's stderr an error message quotes.
 const STDERR_QUOTE_BYTES: usize = 2048;
 
@@ -89,6 +91,8 @@ struct AgentSession {
     /// Requests in progress, including responses still streaming.
     in_flight: AtomicUsize,
     lifecycle: Lifecycle,
+    /// `requestHeaderConfiguration.requestHeaderAllowlist` of the session's version.
+    header_allowlist: Vec<String>,
 }
 
 impl AgentSession {
@@ -168,7 +172,8 @@ impl SessionManager {
                 .session(&runtime_id, invocation.qualifier.as_deref(), &session_id)
                 .await?;
             let guard = ActivityGuard::new(session.clone());
-            let mut headers = invocation.headers;
+            let mut headers =
+                proxy::forwarded_headers(&invocation.headers, &session.header_allowlist);
             headers.insert(SESSION_HEADER, header_value(&session_id));
             headers.insert(REQUEST_ID_HEADER, header_value(&invocation.request_id));
             let request = proxy::build_request(
@@ -178,10 +183,21 @@ impl SessionManager {
                 invocation.payload,
             )
             .map_err(|e| Error::Internal(format!("building the agent request: {e}")))?;
-            let response = match session.client.request(request).await {
-                Ok(response) => response,
-                Err(e) => return Err(unreachable_agent(inner, &session, &e.to_string()).await),
-            };
+            let response =
+                match tokio::time::timeout(SYNC_REQUEST_TIMEOUT, session.client.request(request))
+                    .await
+                {
+                    Ok(Ok(response)) => response,
+                    Ok(Err(e)) => {
+                        return Err(unreachable_agent(inner, &session, &e.to_string()).await)
+                    }
+                    Err(_) => {
+                        return Err(Error::RuntimeClient(format!(
+                            "The agent did not start answering within {} minutes",
+                            SYNC_REQUEST_TIMEOUT.as_secs() / 60
+                        )))
+                    }
+                };
             let status = response.status();
             if !status.is_success() {
                 // The agent's own error: quote it (bounded) as AgentCore's RuntimeClientError.
@@ -207,6 +223,32 @@ impl SessionManager {
         }
         .instrument(span)
         .await
+    }
+
+    /// A connection to the agent of a session (started if needed) on its protocol port, for
+    /// callers that speak to the agent themselves (the `/ws` WebSocket). The session counts as
+    /// active while the connection is held.
+    pub async fn connect(
+        &self,
+        runtime: &str,
+        qualifier: Option<&str>,
+        session_id: Option<String>,
+    ) -> Result<SessionStream, Error> {
+        let runtime_id = self.inner.control.runtime_id_from_ref(runtime, None)?;
+        let session_id = session_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let session = self.session(&runtime_id, qualifier, &session_id).await?;
+        let guard = ActivityGuard::new(session.clone());
+        let stream = session
+            .sandbox
+            .connect(session.endpoint.port)
+            .await
+            .map_err(|e| Error::RuntimeClient(format!("The agent could not be reached: {e}")))?;
+        Ok(SessionStream {
+            session_id,
+            port: session.endpoint.port,
+            stream,
+            _guard: guard,
+        })
     }
 
     /// StopRuntimeSession.
@@ -403,6 +445,17 @@ impl Inner {
             activity: Mutex::new((now, Timestamp::now())),
             in_flight: AtomicUsize::new(0),
             lifecycle,
+            header_allowlist: version
+                .config
+                .get("requestHeaderConfiguration")
+                .and_then(|c| c.get("requestHeaderAllowlist"))
+                .and_then(|l| l.as_array())
+                .map(|l| {
+                    l.iter()
+                        .filter_map(|h| h.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default(),
         });
         if let Err(e) = self.wait_healthy(&session).await {
             let key = (session.runtime_id.clone(), session.session_id.clone());
@@ -584,6 +637,25 @@ async fn read_prefix(mut body: Incoming, max: usize) -> Vec<u8> {
     }
     out
 }
+
+/// A raw connection to a session's agent; see [`SessionManager::connect`].
+pub struct SessionStream {
+    pub session_id: String,
+    /// The agent's port inside its sandbox.
+    pub port: u16,
+    pub stream: tokio::net::TcpStream,
+    _guard: ActivityGuard,
+}
+
+impl SessionStream {
+    /// The connection, and what keeps the session counted as active until dropped.
+    pub fn into_parts(self) -> (tokio::net::TcpStream, ActiveSession) {
+        (self.stream, ActiveSession(self._guard))
+    }
+}
+
+/// Keeps a session counted as active (not idle) while held.
+pub struct ActiveSession(#[allow(dead_code)] ActivityGuard);
 
 /// Counts a request as in flight until its response body has been sent (or dropped).
 struct ActivityGuard(Arc<AgentSession>);

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use hangar_agents::Invocation;
 use hangar_domain::RequestContext;
 use hangar_model::{Input, OperationDef, Output};
-use http::{HeaderMap, HeaderName, HeaderValue};
+use http::{HeaderName, HeaderValue};
 use serde_json::Value;
 
 use crate::routes::Labels;
@@ -15,19 +15,6 @@ use crate::{bind, encode, WireError, WireState};
 
 /// The largest InvokeAgentRuntime payload (the model's `payload` maximum).
 pub const MAX_PAYLOAD_BYTES: usize = 100_000_000;
-
-/// Request headers passed on to the agent, besides the ones Hangar sets itself.
-const FORWARDED_HEADERS: &[&str] = &[
-    "content-type",
-    "accept",
-    "x-amzn-trace-id",
-    "traceparent",
-    "tracestate",
-    "baggage",
-    "mcp-session-id",
-    "mcp-protocol-version",
-    "x-amzn-bedrock-agentcore-runtime-user-id",
-];
 
 fn sessions(state: &WireState) -> Result<&hangar_agents::SessionManager, WireError> {
     state.sessions.as_deref().ok_or_else(|| {
@@ -64,19 +51,13 @@ pub(crate) async fn invoke_agent_runtime(
     let Input::InvokeAgentRuntime(request) = bind_without_payload(def, labels, parts)? else {
         unreachable!("routed by operation");
     };
-    let mut headers = HeaderMap::new();
-    for name in FORWARDED_HEADERS {
-        if let Some(value) = parts.headers.get(*name) {
-            headers.insert(HeaderName::from_static(name), value.clone());
-        }
-    }
     let answer = sessions
         .invoke(Invocation {
             runtime: request.agent_runtime_arn,
             qualifier: request.qualifier,
             session_id: request.runtime_session_id,
             request_id: ctx.request_id.clone(),
-            headers,
+            headers: parts.headers.clone(),
             payload,
         })
         .await?;
@@ -138,4 +119,149 @@ pub(crate) async fn stop_runtime_session(
     )
     .map_err(|e| WireError::Internal(format!("StopRuntimeSession output: {e}")))?;
     encode::encode_output(&output)
+}
+
+/// `GET /runtimes/{runtime}/ws`: the agent's `/ws` WebSocket, proxied frame by frame, with the
+/// same authentication and session routing as `/invocations`. (Not an operation of the model:
+/// AgentCore serves it beside the API.)
+pub(crate) async fn websocket(
+    state: &WireState,
+    runtime_label: &str,
+    parts: &mut http::request::Parts,
+) -> Result<Response, WireError> {
+    use axum::extract::ws::WebSocketUpgrade;
+    use axum::extract::FromRequestParts;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+    let sessions = sessions(state)?;
+    let upgrade = WebSocketUpgrade::from_request_parts(parts, &())
+        .await
+        .map_err(|e| WireError::cannot_parse(format!("Not a WebSocket upgrade: {e}")))?;
+    let runtime = percent_encoding::percent_decode_str(runtime_label)
+        .decode_utf8()
+        .map_err(|_| WireError::cannot_parse("The runtime in the path is not valid UTF-8."))?
+        .into_owned();
+    let query: Vec<(String, String)> = parts
+        .uri
+        .query()
+        .map(|q| {
+            q.split('&')
+                .filter_map(|kv| kv.split_once('='))
+                .map(|(k, v)| {
+                    let decode = |s: &str| {
+                        percent_encoding::percent_decode_str(s)
+                            .decode_utf8_lossy()
+                            .into_owned()
+                    };
+                    (decode(k), decode(v))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let param = |name: &str| {
+        query
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+    };
+    // Presigned URLs carry the session id as a query parameter; header clients send a header.
+    let session_id = parts
+        .headers
+        .get(crate::SESSION_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| param(crate::SESSION_ID_HEADER));
+    if let Some(id) = &session_id {
+        if !(33..=256).contains(&id.len()) {
+            return Err(WireError::Validation {
+                message: format!("1 validation error detected: Value at 'runtimeSessionId' failed to satisfy constraint: Member must have length between 33 and 256, got {}", id.len()),
+                reason: hangar_domain::ValidationReason::FieldValidationFailed,
+                fields: vec![hangar_model::FieldViolation {
+                    name: "runtimeSessionId".into(),
+                    message: "Member must have length between 33 and 256".into(),
+                }],
+            });
+        }
+    }
+    let qualifier = param("qualifier");
+    let connection = sessions
+        .connect(&runtime, qualifier.as_deref(), session_id)
+        .await?;
+    let session_id = connection.session_id.clone();
+    let port = connection.port;
+    let (stream, active) = connection.into_parts();
+    let mut request = format!("ws://127.0.0.1:{port}/ws")
+        .into_client_request()
+        .map_err(|e| WireError::Internal(format!("agent WebSocket request: {e}")))?;
+    if let Ok(v) = HeaderValue::from_str(&session_id) {
+        request.headers_mut().insert(crate::SESSION_ID_HEADER, v);
+    }
+    let (agent, _) = tokio_tungstenite::client_async(request, stream)
+        .await
+        .map_err(|e| {
+            hangar_domain::Error::RuntimeClient(format!(
+                "The agent did not accept a WebSocket on /ws: {e}"
+            ))
+        })?;
+    let mut response = upgrade.on_upgrade(move |client| async move {
+        pump(client, agent).await;
+        drop(active);
+    });
+    if let Ok(v) = HeaderValue::from_str(&session_id) {
+        response.headers_mut().insert(crate::SESSION_ID_HEADER, v);
+    }
+    Ok(response)
+}
+
+/// Relays frames both ways until either side closes.
+async fn pump(
+    client: axum::extract::ws::WebSocket,
+    agent: tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>,
+) {
+    use axum::extract::ws::Message as C;
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message as A;
+
+    let (mut client_tx, mut client_rx) = client.split();
+    let (mut agent_tx, mut agent_rx) = agent.split();
+    let upstream = async {
+        while let Some(Ok(message)) = client_rx.next().await {
+            let message = match message {
+                C::Text(t) => A::Text(t.as_str().into()),
+                C::Binary(b) => A::Binary(b),
+                C::Ping(b) => A::Ping(b),
+                C::Pong(b) => A::Pong(b),
+                C::Close(_) => break,
+            };
+            if agent_tx.send(message).await.is_err() {
+                break;
+            }
+        }
+        let _ = agent_tx.close().await;
+    };
+    let downstream = async {
+        while let Some(Ok(message)) = agent_rx.next().await {
+            let message = match message {
+                A::Text(t) => C::Text(t.as_str().into()),
+                A::Binary(b) => C::Binary(b),
+                A::Ping(b) => C::Ping(b),
+                A::Pong(b) => C::Pong(b),
+                A::Close(frame) => C::Close(frame.map(|f| axum::extract::ws::CloseFrame {
+                    code: f.code.into(),
+                    reason: f.reason.as_str().into(),
+                })),
+                A::Frame(_) => continue,
+            };
+            let closing = matches!(message, C::Close(_));
+            if client_tx.send(message).await.is_err() || closing {
+                break;
+            }
+        }
+        let _ = client_tx.close().await;
+    };
+    // Whichever direction ends first ends the proxy.
+    tokio::select! {
+        _ = upstream => {}
+        _ = downstream => {}
+    }
 }

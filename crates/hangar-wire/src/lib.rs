@@ -216,11 +216,30 @@ async fn handle(
     request_id: RequestId,
     request: Request,
 ) -> Result<Response, WireError> {
-    let (parts, body) = request.into_parts();
-    let path = parts.uri.path();
+    let (mut parts, body) = request.into_parts();
+    let path = parts.uri.path().to_owned();
     if path.starts_with(HANGAR_PREFIX) {
-        return Err(WireError::unknown_operation(&parts.method, path));
+        return Err(WireError::unknown_operation(&parts.method, &path));
     }
+    if let Some(runtime) = websocket_runtime(&parts.method, &path) {
+        let presented = sigv4::parse(&parts)?;
+        match presented {
+            sigv4::Presented::SigV4(signature) => {
+                state
+                    .auth
+                    .verify(&parts, &signature, &Bytes::new(), SystemTime::now())?;
+            }
+            sigv4::Presented::Bearer(_) => {
+                return Err(AuthError::IncompleteSignature(format!(
+                    "This runtime requires {} (SigV4) authentication, not a bearer token.",
+                    sigv4::ALGORITHM
+                ))
+                .into())
+            }
+        }
+        return dataplane::websocket(state, runtime, &mut parts).await;
+    }
+    let path = path.as_str();
     let route = RouteTable::model().find(parts.method.as_str(), path);
     if let Some(m) = &route {
         tracing::Span::current().record("operation", m.target.def.name);
@@ -270,6 +289,15 @@ async fn handle(
         ))
         .into()),
     }
+}
+
+/// The runtime label of `GET /runtimes/{runtime}/ws`, the agent WebSocket.
+fn websocket_runtime<'a>(method: &http::Method, path: &'a str) -> Option<&'a str> {
+    if method != http::Method::GET {
+        return None;
+    }
+    let runtime = path.strip_prefix("/runtimes/")?.strip_suffix("/ws")?;
+    (!runtime.is_empty() && !runtime.contains('/')).then_some(runtime)
 }
 
 /// A buffered JSON operation served by the control plane.
