@@ -14,4 +14,6 @@ mod sessions;
 
 pub use provisioner::AgentProvisioner;
 pub use proxy::{Invocation, InvocationResponse};
-pub use sessions::{ActiveSession, SessionInfo, SessionLogs, SessionManager, SessionStream, SessionsConfig};
+pub use sessions::{
+    ActiveSession, SessionInfo, SessionLogs, SessionManager, SessionStream, SessionsConfig,
+};

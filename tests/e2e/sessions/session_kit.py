@@ -716,6 +716,7 @@ class Deployer:
         lifecycle: Optional[dict] = None,
         env: Optional[dict] = None,
         artifact: Optional[dict] = None,
+        extra: Optional[dict] = None,
     ) -> dict:
         if artifact is None:
             assert self.artifacts is not None and agent is not None
@@ -730,6 +731,8 @@ class Deployer:
             req["lifecycleConfiguration"] = lifecycle
         if env is not None:
             req["environmentVariables"] = env
+        if extra:
+            req.update(extra)
         return req
 
     def create(self, agent: Optional[str], wait: str = "READY", **kw) -> Runtime:

@@ -48,6 +48,10 @@ def invoke(payload, context):
         "session_header": headers.get(SESSION_HEADER),
         "request_id_header": headers.get(REQUEST_ID_HEADER),
         "content_type": headers.get("content-type"),
+        "custom_headers": {
+            k.lower(): v for k, v in headers.items() if k.lower().startswith("x-amzn-bedrock-agentcore-runtime-custom-")
+        },
+        "authorization_header": headers.get("authorization"),
         "env": {k: v for k, v in os.environ.items() if k.startswith("ECHO_")},
         "env_names": sorted(os.environ),
         "platform_env": {k: os.environ.get(k) for k in PLATFORM_VARS},
@@ -62,6 +66,15 @@ def invoke(payload, context):
         "uid": os.getuid(),
         "started_at": STARTED_AT,
     }
+
+
+@app.websocket
+async def websocket(ws, context):
+    # One reply per text message: what arrived, and the session it arrived in.
+    await ws.accept()
+    while True:
+        message = await ws.receive_text()
+        await ws.send_text(f"{context.session_id}:{message}")
 
 
 if __name__ == "__main__":
