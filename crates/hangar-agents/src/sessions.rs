@@ -428,9 +428,18 @@ impl Inner {
                 limits: self.config.limits,
             },
         );
-        let sandbox: Arc<dyn Sandbox> = Arc::from(self.backend.spawn(spec).await.map_err(|e| {
-            Error::RuntimeClient(format!("The session sandbox could not be started: {e}"))
-        })?);
+        let sandbox: Arc<dyn Sandbox> = Arc::from(match self.backend.spawn(spec.clone()).await {
+            Ok(sandbox) => sandbox,
+            Err(first) => {
+                // Seen rarely under load (bwrap's loopback set-up racing the network helper);
+                // a second start succeeds.
+                tracing::warn!(error = %first, "session sandbox failed to start; retrying once");
+                self.backend.spawn(spec).await.map_err(|e| {
+                    tracing::warn!(error = %e, "session sandbox failed to start");
+                    Error::RuntimeClient(format!("The session sandbox could not be started: {e}"))
+                })?
+            }
+        });
         let client = proxy::client(sandbox.clone());
         let now = Instant::now();
         let session = Arc::new(AgentSession {
@@ -500,7 +509,8 @@ impl Inner {
                 )));
             }
             tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_millis(25));
+            // Agents take ~0.3 s to import: poll often enough that the poll adds little.
+            pause = (pause * 2).min(Duration::from_millis(5));
         }
     }
 

@@ -923,6 +923,12 @@ struct IdleCounts {
     failures: usize,
 }
 
+enum Claim {
+    Open(usize),
+    Leave,
+    Done,
+}
+
 #[derive(Default)]
 struct IdleState {
     counts: Mutex<IdleCounts>,
@@ -943,15 +949,20 @@ impl IdleState {
         self.stop.store(true, Ordering::SeqCst);
     }
 
-    /// The next attempt's number, or None once opened + in flight reach the target.
-    fn claim(&self, target: usize) -> Option<usize> {
+    /// What a task does next: open session number `n`, leave the rest to the opens in flight
+    /// (they reach the target unless one fails, and a failed one goes on by itself), or end
+    /// the run (the target is reached).
+    fn claim(&self, target: usize) -> Claim {
         let mut c = self.counts.lock().expect("poisoned");
+        if c.ok >= target {
+            return Claim::Done;
+        }
         if c.ok + c.in_flight >= target {
-            return None;
+            return Claim::Leave;
         }
         c.in_flight += 1;
         c.attempts += 1;
-        Some(c.attempts)
+        Claim::Open(c.attempts)
     }
 
     /// Ends an attempt; true when the caller should go on.
@@ -1000,9 +1011,13 @@ async fn idle(a: IdleArgs) -> Result<Map<String, Value>> {
                     ));
                     return;
                 }
-                let Some(n) = state.claim(target) else {
-                    state.halt("target reached".into());
-                    return;
+                let n = match state.claim(target) {
+                    Claim::Open(n) => n,
+                    Claim::Leave => return,
+                    Claim::Done => {
+                        state.halt("target reached".into());
+                        return;
+                    }
                 };
                 let sid = new_session_id(&format!("idle{n}"));
                 let req = match dp.invoke(&sid) {
@@ -1161,6 +1176,26 @@ mod tests {
         assert!(s
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
+    }
+
+    #[test]
+    fn idle_replaces_a_failed_open_and_ends_at_the_target() {
+        let s = IdleState::default();
+        assert!(matches!(s.claim(2), Claim::Open(1)));
+        assert!(matches!(s.claim(2), Claim::Open(2)));
+        // Both in flight: a third task leaves it to them.
+        assert!(matches!(s.claim(2), Claim::Leave));
+        assert!(s.finish(false, 1, Some("boom".into())));
+        // The failed one's place is open again.
+        assert!(matches!(s.claim(2), Claim::Open(3)));
+        assert!(s.finish(true, 1, None));
+        assert!(s.finish(true, 1, None));
+        assert!(matches!(s.claim(2), Claim::Done));
+        // One failure more than tolerated ends the run.
+        let s = IdleState::default();
+        assert!(matches!(s.claim(5), Claim::Open(1)));
+        assert!(!s.finish(false, 0, Some("boom".into())));
+        assert!(s.stop.load(Ordering::SeqCst));
     }
 
     #[test]

@@ -139,21 +139,25 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         cgroup_parent: cgroup_parent(&data_dir),
         ..BwrapConfig::default()
     };
-    let sessions = match BwrapBackend::new(sandbox_config) {
-        Ok(backend) => Some(Arc::new(
+    let backend = match BwrapBackend::new(sandbox_config) {
+        Ok(backend) => Some(Arc::new(backend)),
+        Err(e) => {
+            tracing::warn!(error = %e, "agent sessions are disabled: the sandbox backend is unavailable");
+            None
+        }
+    };
+    let sessions = match &backend {
+        Some(backend) => Some(Arc::new(
             SessionManager::start(
                 control.clone(),
                 provisioner,
-                Arc::new(backend),
+                backend.clone(),
                 sessions_config,
             )
             .await
             .context("starting the session manager")?,
         )),
-        Err(e) => {
-            tracing::warn!(error = %e, "agent sessions are disabled: the sandbox backend is unavailable");
-            None
-        }
+        None => None,
     };
 
     let mut state = WireState::new(control, auth);
@@ -164,8 +168,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
+    let local_addr = listener.local_addr()?;
+    // Streamed answers (agent invocations) go out as several small writes; without NODELAY,
+    // Nagle's algorithm holds each one until the client's delayed ACK (~40 ms).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     tracing::info!(
-        listen = %listener.local_addr()?,
+        listen = %local_addr,
         data_dir = %data_dir.display(),
         region = args.region,
         account_id = args.account_id,
@@ -178,6 +188,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .context("serving")?;
     if let Some(sessions) = sessions {
         sessions.shutdown().await;
+    }
+    if let Some(backend) = backend {
+        // Every sandbox is gone: leave no empty cgroup behind either.
+        if let Err(e) = backend.remove_parent_cgroup() {
+            tracing::warn!(error = %e, "could not remove the sandboxes' parent cgroup");
+        }
     }
     tracing::info!("hangar stopped");
     Ok(())
