@@ -56,6 +56,8 @@ pub struct SqliteStore {
     readers: Option<Arc<ReaderPool>>,
     reader_count: usize,
     writer_thread: Option<JoinHandle<()>>,
+    /// Dropping the sender stops the checkpoint thread (on-disk stores only).
+    checkpointer: Option<(mpsc::Sender<()>, JoinHandle<()>)>,
     location: String,
     cache: Arc<cache::RecordCache>,
 }
@@ -94,7 +96,13 @@ impl SqliteStore {
             reader_connections.push(conn);
         }
 
+        let checkpoint_conn = Connection::open(&path)
+            .map_err(|e| in_context(backend("opening the checkpoint connection", e)))?;
+        schema::configure_common(&checkpoint_conn, options.busy_timeout).map_err(in_context)?;
+
         let mut store = Self::start(writer, location)?;
+        let (stop, stopped) = mpsc::channel();
+        store.checkpointer = Some((stop, workers::spawn_checkpointer(checkpoint_conn, stopped)?));
         store.reader_count = reader_connections.len();
         store.readers = Some(ReaderPool::new(reader_connections));
         tracing::info!(
@@ -131,6 +139,7 @@ impl SqliteStore {
             readers: None,
             reader_count: 0,
             writer_thread: Some(thread),
+            checkpointer: None,
             location,
         })
     }
@@ -223,6 +232,10 @@ impl Drop for SqliteStore {
         // Closing the queue lets the writer finish the commits already queued and exit; joining
         // it closes the writing connection before the store is gone. (A reader connection
         // still checked out by a read whose caller gave up closes when that read ends.)
+        if let Some((stop, thread)) = self.checkpointer.take() {
+            drop(stop);
+            let _ = thread.join();
+        }
         self.readers = None;
         self.writer = None;
         if let Some(thread) = self.writer_thread.take() {

@@ -86,6 +86,11 @@ pub(super) fn configure_writer(
     let synchronous = if synchronous_full { "FULL" } else { "NORMAL" };
     conn.pragma_update(None, "synchronous", synchronous)
         .map_err(|e| backend("setting synchronous", e))?;
+    // Checkpoints run on their own thread (see `workers::spawn_checkpointer`) so that commits
+    // never wait for one; the writer checkpoints itself only as a backstop if that thread
+    // falls far behind (10,000 pages, ~40 MiB of WAL).
+    conn.pragma_update(None, "wal_autocheckpoint", 10_000)
+        .map_err(|e| backend("setting wal_autocheckpoint", e))?;
     // Checkpoints leave the WAL file at its largest size; cap what stays on disk afterwards.
     conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)
         .map_err(|e| backend("setting journal_size_limit", e))?;

@@ -49,6 +49,28 @@ pub(super) fn spawn_writer(
         .map_err(|e| StoreError::Backend(format!("starting the storage writer thread: {e}")))
 }
 
+/// How often the checkpointer copies the WAL back into the database file.
+const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Runs passive checkpoints on a connection of its own until `stop` is dropped. A passive
+/// checkpoint never blocks the writer or readers, so the fsyncs a checkpoint does stay off the
+/// commit path (with the writer checkpointing itself, an occasional commit waited tens of ms).
+pub(super) fn spawn_checkpointer(
+    conn: Connection,
+    stop: mpsc::Receiver<()>,
+) -> Result<JoinHandle<()>, StoreError> {
+    std::thread::Builder::new()
+        .name("hangar-store-checkpointer".into())
+        .spawn(move || {
+            while let Err(mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_INTERVAL) {
+                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    tracing::warn!(error = %e, "WAL checkpoint failed; the writer's own checkpoints take over");
+                }
+            }
+        })
+        .map_err(|e| StoreError::Backend(format!("starting the checkpoint thread: {e}")))
+}
+
 /// The reader connections. A semaphore with one permit per connection makes callers queue
 /// asynchronously (not on blocking threads) when all connections are busy.
 pub(super) struct ReaderPool {
