@@ -209,7 +209,6 @@ impl SessionManager {
                 )));
             }
             let (parts, body) = response.into_parts();
-            let _ = guard; // moved into the body below
             Ok(InvocationResponse {
                 session_id: session_id.clone(),
                 response: Response::from_parts(
