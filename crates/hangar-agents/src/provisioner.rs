@@ -74,6 +74,24 @@ impl AgentProvisioner {
 
 #[async_trait]
 impl Provisioner for AgentProvisioner {
+    /// Container artifacts need no preparation here yet, and a code artifact prepared before
+    /// (same runtime and version) is ready; anything else is fetched in the background.
+    fn immediate_outcome(
+        &self,
+        version: &RuntimeVersionRecord,
+    ) -> Option<Result<(), FailureReason>> {
+        let artifact = version.config.get("agentRuntimeArtifact")?;
+        if artifact.get("containerConfiguration").is_some() {
+            return Some(Ok(()));
+        }
+        let key = (version.runtime_id.clone(), version.version);
+        self.prepared
+            .lock()
+            .expect("poisoned")
+            .contains_key(&key)
+            .then_some(Ok(()))
+    }
+
     async fn prepare_runtime_version(
         &self,
         version: &RuntimeVersionRecord,

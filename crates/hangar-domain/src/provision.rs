@@ -22,6 +22,16 @@ pub trait Provisioner: Send + Sync + 'static {
         version: &RuntimeVersionRecord,
     ) -> Result<(), FailureReason>;
 
+    /// The outcome of preparing `version` when it is known without any work (nothing to fetch,
+    /// or already prepared): the domain then records it in the same commit as the change,
+    /// instead of a second commit from a background task. `None`: prepare in the background.
+    fn immediate_outcome(
+        &self,
+        _version: &RuntimeVersionRecord,
+    ) -> Option<Result<(), FailureReason>> {
+        None
+    }
+
     /// Prepares a custom browser or code interpreter.
     async fn prepare_tool(&self, kind: ToolKind, tool: &ToolRecord) -> Result<(), FailureReason>;
 }
@@ -31,6 +41,10 @@ pub struct AcceptingProvisioner;
 
 #[async_trait]
 impl Provisioner for AcceptingProvisioner {
+    fn immediate_outcome(&self, _: &RuntimeVersionRecord) -> Option<Result<(), FailureReason>> {
+        Some(Ok(()))
+    }
+
     async fn prepare_runtime_version(&self, _: &RuntimeVersionRecord) -> Result<(), FailureReason> {
         Ok(())
     }

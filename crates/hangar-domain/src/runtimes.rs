@@ -159,6 +159,19 @@ impl ControlPlane {
             created_at: now,
             last_updated_at: now,
         };
+        let mut runtime = runtime;
+        let mut version = version;
+        let mut default_endpoint = default_endpoint;
+        let immediate = self.provisioner().immediate_outcome(&version);
+        if let Some(outcome) = &immediate {
+            settle_new_version(
+                &mut runtime,
+                &mut version,
+                &mut default_endpoint,
+                outcome,
+                now,
+            );
+        }
         let response: control::CreateAgentRuntimeResponse = output(json!({
             "agentRuntimeArn": runtime.arn,
             "agentRuntimeId": id,
@@ -202,7 +215,9 @@ impl ControlPlane {
                 _ => None,
             })
             .await?;
-        self.spawn_provisioning(version);
+        if immediate.is_none() {
+            self.spawn_provisioning(version);
+        }
         Ok(answer)
     }
 
@@ -263,6 +278,17 @@ impl ControlPlane {
             default_endpoint.status = Status::Updating;
             default_endpoint.failure_reason = None;
             default_endpoint.last_updated_at = now;
+            let mut version = version;
+            let immediate = self.provisioner().immediate_outcome(&version);
+            if let Some(outcome) = &immediate {
+                settle_new_version(
+                    &mut runtime,
+                    &mut version,
+                    &mut default_endpoint,
+                    outcome,
+                    now,
+                );
+            }
 
             let response: control::UpdateAgentRuntimeResponse = output(json!({
                 "agentRuntimeArn": runtime.arn,
@@ -291,7 +317,9 @@ impl ControlPlane {
             ];
             match self.commit_retryable(&claim, writes, response).await? {
                 Some(answer) => {
-                    self.spawn_provisioning(version);
+                    if immediate.is_none() {
+                        self.spawn_provisioning(version);
+                    }
                     return Ok(answer);
                 }
                 None => continue,
@@ -924,6 +952,24 @@ impl ControlPlane {
             }
         }
     }
+}
+
+/// Records an outcome known before the first commit: the new version, the runtime (whose
+/// latest it is) and the DEFAULT endpoint (which targets it) settle together.
+fn settle_new_version(
+    runtime: &mut RuntimeRecord,
+    version: &mut RuntimeVersionRecord,
+    default_endpoint: &mut EndpointRecord,
+    outcome: &Result<(), crate::FailureReason>,
+    now: Timestamp,
+) {
+    let ok = outcome.is_ok();
+    let reason = outcome.as_ref().err().map(|r| r.0.clone());
+    version.status = version.status.settled(ok);
+    version.failure_reason = reason.clone();
+    runtime.status = version.status;
+    runtime.failure_reason = reason.clone();
+    *default_endpoint = settle_endpoint(default_endpoint.clone(), ok, reason, now);
 }
 
 fn settle_endpoint(
