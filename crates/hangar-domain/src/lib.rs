@@ -5,6 +5,25 @@
 //! State lives behind the [`hangar_store::Store`] trait; what makes a resource READY is a
 //! [`Provisioner`] (the execution layer).
 
+/// Replays the answer to a client token used before (returning it from the calling handler),
+/// or claims the token for this request. `$request` is the request as a JSON object.
+macro_rules! claim_or_replay {
+    ($self:expr, $operation:expr, $scope:expr, $request:expr) => {
+        match crate::idempotency::check(
+            $self.store(),
+            $operation,
+            $scope,
+            crate::json::get_str($request, "clientToken"),
+            $request,
+        )
+        .await?
+        {
+            crate::idempotency::Check::Replay(answer) => return Ok(answer),
+            crate::idempotency::Check::Fresh(claim) => claim,
+        }
+    };
+}
+
 mod arn;
 mod error;
 mod idempotency;

@@ -9,7 +9,6 @@ use serde_json::{json, Value};
 use tracing::Instrument;
 
 use crate::arn::new_resource_id;
-use crate::idempotency::{self, Check};
 use crate::json::{get_str, output, take_string, to_object};
 use crate::lifecycle::Lifecycle;
 use crate::pagination;
@@ -85,6 +84,21 @@ impl ControlPlane {
             .doc)
     }
 
+    /// One page of a listing, and the token for the next.
+    async fn page<T: serde::de::DeserializeOwned>(
+        &self,
+        collection: &str,
+        parent: Option<&str>,
+        listing: &str,
+        max_results: Option<i32>,
+        next_token: Option<&str>,
+    ) -> Result<(Vec<Stored<T>>, Option<String>), Error> {
+        let limit = pagination::page_size(max_results);
+        let after = pagination::decode(listing, next_token)?;
+        let page = stored::list::<T>(self.store(), collection, parent, after, limit + 1).await?;
+        Ok(split_page(page, limit, listing))
+    }
+
     async fn endpoints_of(&self, runtime_id: &str) -> Result<Vec<Stored<EndpointRecord>>, Error> {
         // Bounded by the endpoint quota, so one page holds them all.
         stored::list(
@@ -102,18 +116,7 @@ impl ControlPlane {
         request: control::CreateAgentRuntimeRequest,
     ) -> Result<control::CreateAgentRuntimeResponse, Error> {
         let mut config = to_object(&request);
-        let claim = match idempotency::check(
-            self.store(),
-            "CreateAgentRuntime",
-            "",
-            get_str(&config, "clientToken"),
-            &config,
-        )
-        .await?
-        {
-            Check::Replay(answer) => return Ok(answer),
-            Check::Fresh(claim) => claim,
-        };
+        let claim = claim_or_replay!(self, "CreateAgentRuntime", "", &config);
         config.remove("clientToken");
         let name = take_string(&mut config, "agentRuntimeName").unwrap_or_default();
         let tags = config.remove("tags");
@@ -227,18 +230,7 @@ impl ControlPlane {
     ) -> Result<control::UpdateAgentRuntimeResponse, Error> {
         let mut config = to_object(&request);
         let id = take_string(&mut config, "agentRuntimeId").unwrap_or_default();
-        let claim = match idempotency::check(
-            self.store(),
-            "UpdateAgentRuntime",
-            &id,
-            get_str(&config, "clientToken"),
-            &config,
-        )
-        .await?
-        {
-            Check::Replay(answer) => return Ok(answer),
-            Check::Fresh(claim) => claim,
-        };
+        let claim = claim_or_replay!(self, "UpdateAgentRuntime", &id, &config);
         config.remove("clientToken");
         Lifecycle::from_config(&config)?;
 
@@ -372,18 +364,7 @@ impl ControlPlane {
         let id = get_str(&request, "agentRuntimeId")
             .unwrap_or_default()
             .to_owned();
-        let claim = match idempotency::check(
-            self.store(),
-            "DeleteAgentRuntime",
-            &id,
-            get_str(&request, "clientToken"),
-            &request,
-        )
-        .await?
-        {
-            Check::Replay(answer) => return Ok(answer),
-            Check::Fresh(claim) => claim,
-        };
+        let claim = claim_or_replay!(self, "DeleteAgentRuntime", &id, &request);
         let version = get_str(&request, "agentRuntimeVersion")
             .map(parse_version)
             .transpose()?;
@@ -443,17 +424,15 @@ impl ControlPlane {
         &self,
         request: control::ListAgentRuntimesRequest,
     ) -> Result<control::ListAgentRuntimesResponse, Error> {
-        let limit = pagination::page_size(request.max_results);
-        let after = pagination::decode("runtimes", request.next_token.as_deref())?;
-        let page = stored::list::<RuntimeRecord>(
-            self.store(),
-            collection::RUNTIME,
-            None,
-            after,
-            limit + 1,
-        )
-        .await?;
-        let (items, next) = split_page(page, limit, "runtimes");
+        let (items, next) = self
+            .page::<RuntimeRecord>(
+                collection::RUNTIME,
+                None,
+                "runtimes",
+                request.max_results,
+                request.next_token.as_deref(),
+            )
+            .await?;
         let items: Vec<Value> = items
             .into_iter()
             .map(|r| {
@@ -479,17 +458,15 @@ impl ControlPlane {
         let id = request.agent_runtime_id;
         self.load_runtime(&id).await?;
         let listing = format!("versions/{id}");
-        let limit = pagination::page_size(request.max_results);
-        let after = pagination::decode(&listing, request.next_token.as_deref())?;
-        let page = stored::list::<RuntimeVersionRecord>(
-            self.store(),
-            collection::RUNTIME_VERSION,
-            Some(&id),
-            after,
-            limit + 1,
-        )
-        .await?;
-        let (items, next) = split_page(page, limit, &listing);
+        let (items, next) = self
+            .page::<RuntimeVersionRecord>(
+                collection::RUNTIME_VERSION,
+                Some(&id),
+                &listing,
+                request.max_results,
+                request.next_token.as_deref(),
+            )
+            .await?;
         let items: Vec<Value> = items
             .into_iter()
             .map(|v| {
@@ -516,18 +493,7 @@ impl ControlPlane {
     ) -> Result<control::CreateAgentRuntimeEndpointResponse, Error> {
         let mut request = to_object(&request);
         let id = take_string(&mut request, "agentRuntimeId").unwrap_or_default();
-        let claim = match idempotency::check(
-            self.store(),
-            "CreateAgentRuntimeEndpoint",
-            &id,
-            get_str(&request, "clientToken"),
-            &request,
-        )
-        .await?
-        {
-            Check::Replay(answer) => return Ok(answer),
-            Check::Fresh(claim) => claim,
-        };
+        let claim = claim_or_replay!(self, "CreateAgentRuntimeEndpoint", &id, &request);
         let name = get_str(&request, "name").unwrap_or_default().to_owned();
         if name == DEFAULT_ENDPOINT {
             return Err(Error::Conflict(
@@ -616,18 +582,12 @@ impl ControlPlane {
         let mut request = to_object(&request);
         let id = take_string(&mut request, "agentRuntimeId").unwrap_or_default();
         let name = take_string(&mut request, "endpointName").unwrap_or_default();
-        let claim = match idempotency::check(
-            self.store(),
+        let claim = claim_or_replay!(
+            self,
             "UpdateAgentRuntimeEndpoint",
             &endpoint_key(&id, &name),
-            get_str(&request, "clientToken"),
-            &request,
-        )
-        .await?
-        {
-            Check::Replay(answer) => return Ok(answer),
-            Check::Fresh(claim) => claim,
-        };
+            &request
+        );
         if name == DEFAULT_ENDPOINT {
             return Err(Error::Conflict(
                 "The DEFAULT endpoint always follows the latest version and cannot be updated"
@@ -709,18 +669,7 @@ impl ControlPlane {
             .unwrap_or_default()
             .to_owned();
         let key = endpoint_key(&id, &name);
-        let claim = match idempotency::check(
-            self.store(),
-            "DeleteAgentRuntimeEndpoint",
-            &key,
-            get_str(&request, "clientToken"),
-            &request,
-        )
-        .await?
-        {
-            Check::Replay(answer) => return Ok(answer),
-            Check::Fresh(claim) => claim,
-        };
+        let claim = claim_or_replay!(self, "DeleteAgentRuntimeEndpoint", &key, &request);
         if name == DEFAULT_ENDPOINT {
             return Err(Error::Conflict(
                 "The DEFAULT endpoint cannot be deleted; it is deleted with its runtime".into(),
@@ -758,17 +707,15 @@ impl ControlPlane {
         let id = request.agent_runtime_id;
         self.load_runtime(&id).await?;
         let listing = format!("endpoints/{id}");
-        let limit = pagination::page_size(request.max_results);
-        let after = pagination::decode(&listing, request.next_token.as_deref())?;
-        let page = stored::list::<EndpointRecord>(
-            self.store(),
-            collection::ENDPOINT,
-            Some(&id),
-            after,
-            limit + 1,
-        )
-        .await?;
-        let (items, next) = split_page(page, limit, &listing);
+        let (items, next) = self
+            .page::<EndpointRecord>(
+                collection::ENDPOINT,
+                Some(&id),
+                &listing,
+                request.max_results,
+                request.next_token.as_deref(),
+            )
+            .await?;
         let items: Vec<Value> = items.into_iter().map(|e| endpoint_json(e.doc)).collect();
         output(json!({"runtimeEndpoints": items, "nextToken": next}))
     }

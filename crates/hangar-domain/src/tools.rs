@@ -4,7 +4,6 @@ use hangar_model::{control, Timestamp};
 use serde_json::{json, Value};
 
 use crate::arn::{new_resource_id, SYSTEM_BROWSER_ID, SYSTEM_CODE_INTERPRETER_ID};
-use crate::idempotency::{self, Check};
 use crate::json::{get_str, output, take_string, to_object, Object};
 use crate::pagination;
 use crate::records::{collection, BrowserProfileRecord, ToolKind, ToolRecord, ToolStatus};
@@ -90,18 +89,7 @@ impl ControlPlane {
             ToolKind::Browser => "CreateBrowser",
             ToolKind::CodeInterpreter => "CreateCodeInterpreter",
         };
-        let claim = match idempotency::check(
-            self.store(),
-            operation,
-            "",
-            get_str(&config, "clientToken"),
-            &config,
-        )
-        .await?
-        {
-            Check::Replay(answer) => return Ok(answer),
-            Check::Fresh(claim) => claim,
-        };
+        let claim = claim_or_replay!(self, operation, "", &config);
         config.remove("clientToken");
         let name = take_string(&mut config, "name").unwrap_or_default();
         let tags = config.remove("tags");
@@ -266,18 +254,7 @@ impl ControlPlane {
             ToolKind::Browser => "DeleteBrowser",
             ToolKind::CodeInterpreter => "DeleteCodeInterpreter",
         };
-        let claim = match idempotency::check(
-            self.store(),
-            operation,
-            &id,
-            get_str(&request, "clientToken"),
-            &request,
-        )
-        .await?
-        {
-            Check::Replay(answer) => return Ok(answer),
-            Check::Fresh(claim) => claim,
-        };
+        let claim = claim_or_replay!(self, operation, &id, &request);
         loop {
             let current = load::<ToolRecord>(self.store(), kind.collection(), &id)
                 .await?
@@ -390,18 +367,7 @@ impl ControlPlane {
         request: control::CreateBrowserProfileRequest,
     ) -> Result<control::CreateBrowserProfileResponse, Error> {
         let mut request = to_object(&request);
-        let claim = match idempotency::check(
-            self.store(),
-            "CreateBrowserProfile",
-            "",
-            get_str(&request, "clientToken"),
-            &request,
-        )
-        .await?
-        {
-            Check::Replay(answer) => return Ok(answer),
-            Check::Fresh(claim) => claim,
-        };
+        let claim = claim_or_replay!(self, "CreateBrowserProfile", "", &request);
         let name = take_string(&mut request, "name").unwrap_or_default();
         let id = new_resource_id(&name);
         let now = Timestamp::now();
@@ -499,18 +465,7 @@ impl ControlPlane {
         let id = get_str(&request, "profileId")
             .unwrap_or_default()
             .to_owned();
-        let claim = match idempotency::check(
-            self.store(),
-            "DeleteBrowserProfile",
-            &id,
-            get_str(&request, "clientToken"),
-            &request,
-        )
-        .await?
-        {
-            Check::Replay(answer) => return Ok(answer),
-            Check::Fresh(claim) => claim,
-        };
+        let claim = claim_or_replay!(self, "DeleteBrowserProfile", &id, &request);
         loop {
             let current =
                 load::<BrowserProfileRecord>(self.store(), collection::BROWSER_PROFILE, &id)
