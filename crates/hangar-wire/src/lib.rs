@@ -32,6 +32,7 @@
 //! - `InternalServerException` never carries internal detail; it is logged with the request id.
 
 pub mod error;
+pub mod eventstream;
 pub mod sigv4;
 
 mod bind;
