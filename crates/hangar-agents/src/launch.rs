@@ -5,8 +5,11 @@ use std::path::PathBuf;
 
 use hangar_artifacts::{PreparedCode, SANDBOX_CODE_DIR};
 use hangar_domain::records::RuntimeVersionRecord;
+use hangar_oci::PreparedImage;
 use hangar_sandbox::{Limits, Mount, NetworkMode, SandboxSpec};
 use serde_json::Value;
+
+use crate::provisioner::Artifact;
 
 /// The port and path the agent serves invocations on, per protocol (contract §A.1), with the
 /// runtime's `protocolConfiguration` overrides.
@@ -75,7 +78,60 @@ pub(crate) fn code_session_spec(
         inside: PathBuf::from(SANDBOX_CODE_DIR),
     });
     spec.env.extend(code.env.iter().cloned());
-    spec.env.extend([
+    spec.env
+        .push(("PYTHONUNBUFFERED".to_owned(), "1".to_owned()));
+    runtime_contract(&mut spec, version, ctx);
+    spec
+}
+
+/// The sandbox of one session, for either kind of artifact. Err: why the image cannot start
+/// (the invocation's `RuntimeClientError`).
+pub(crate) fn session_spec(
+    version: &RuntimeVersionRecord,
+    artifact: &Artifact,
+    ctx: &LaunchContext<'_>,
+) -> Result<SandboxSpec, String> {
+    match artifact {
+        Artifact::Code(code) => Ok(code_session_spec(version, code, ctx)),
+        Artifact::Container(image) => container_session_spec(version, image, ctx),
+    }
+}
+
+/// The sandbox for one session of a container version: the unpacked image read-only as `/`
+/// (nothing of the host's file system), its Entrypoint + Cmd in its WorkingDir as its User
+/// (inside the user namespace; on the host the session's own unprivileged uid), its Env, then
+/// what AgentCore injects and the runtime's environment variables.
+pub(crate) fn container_session_spec(
+    version: &RuntimeVersionRecord,
+    image: &PreparedImage,
+    ctx: &LaunchContext<'_>,
+) -> Result<SandboxSpec, String> {
+    let plan = hangar_oci::plan_run(image).map_err(|e| e.to_string())?;
+    let mut spec = SandboxSpec::new(ctx.session_id, &plan.program);
+    spec.mounts.clear();
+    spec.root = Some(image.root.clone());
+    spec.args = plan.args;
+    spec.cwd = PathBuf::from(&plan.cwd);
+    spec.env = plan.env;
+    spec.inside_ids = Some((plan.uid, plan.gid));
+    if let Some(emulation) = image.emulation.as_ref().filter(|e| e.needs_mount) {
+        spec.mounts.push(Mount::ReadOnly {
+            host: emulation.interpreter.clone(),
+            inside: emulation.interpreter.clone(),
+        });
+    }
+    runtime_contract(&mut spec, version, ctx);
+    Ok(spec)
+}
+
+/// What every session gets whatever its artifact: AgentCore's injected variables, then the
+/// runtime's own (which win), the network mode, the limits.
+fn runtime_contract(
+    spec: &mut SandboxSpec,
+    version: &RuntimeVersionRecord,
+    ctx: &LaunchContext<'_>,
+) {
+    let injected = [
         ("AWS_REGION".to_owned(), ctx.region.to_owned()),
         ("AWS_DEFAULT_REGION".to_owned(), ctx.region.to_owned()),
         (
@@ -89,8 +145,11 @@ pub(crate) fn code_session_spec(
             "AGENTCORE_RUNTIME_URL".to_owned(),
             ctx.invocation_url.clone(),
         ),
-        ("PYTHONUNBUFFERED".to_owned(), "1".to_owned()),
-    ]);
+    ];
+    for (k, v) in injected {
+        spec.env.retain(|(name, _)| *name != k);
+        spec.env.push((k, v));
+    }
     // The runtime's own variables come last so they win, as in AgentCore.
     if let Some(Value::Object(vars)) = version.config.get("environmentVariables") {
         for (k, v) in vars {
@@ -113,5 +172,4 @@ pub(crate) fn code_session_spec(
         Some(_) => NetworkMode::None,
     };
     spec.limits = ctx.limits;
-    spec
 }

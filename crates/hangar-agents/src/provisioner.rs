@@ -1,5 +1,5 @@
-//! Provisioning runtime versions: a code artifact must be fetched, verified and unpacked before
-//! its version may become READY.
+//! Provisioning runtime versions: a code artifact must be fetched, verified and unpacked (a
+//! container image pulled, verified and unpacked) before its version may become READY.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -8,17 +8,15 @@ use async_trait::async_trait;
 use hangar_artifacts::{Artifacts, PreparedCode};
 use hangar_domain::records::{RuntimeVersionRecord, ToolKind, ToolRecord};
 use hangar_domain::{FailureReason, Provisioner};
+use hangar_oci::{ImageStore, PreparedImage};
 use serde_json::Value;
 
 /// What a version runs.
 #[derive(Debug, Clone)]
 pub(crate) enum Artifact {
     Code(PreparedCode),
-    /// `containerConfiguration`: accepted by the control plane; running images needs an image
-    /// store this server does not have yet, which invocations report.
-    Container {
-        uri: String,
-    },
+    /// `containerConfiguration`: the image, pulled and unpacked.
+    Container(PreparedImage),
 }
 
 pub struct AgentProvisioner {
@@ -26,6 +24,11 @@ pub struct AgentProvisioner {
     /// Prepared artifacts by (runtime id, version). Not persisted: after a restart the first
     /// session of a version prepares it again, which the artifact cache answers without a fetch.
     prepared: Mutex<HashMap<(String, u32), PreparedCode>>,
+    /// Container images; `None`: container artifacts fail with a reason saying so.
+    images: Option<Arc<ImageStore>>,
+    /// Prepared images by (runtime id, version), as for code. The store pins each version's
+    /// image on disk, so after a restart the same image comes back without a registry request.
+    prepared_images: Mutex<HashMap<(String, u32), PreparedImage>>,
 }
 
 impl AgentProvisioner {
@@ -33,7 +36,44 @@ impl AgentProvisioner {
         AgentProvisioner {
             artifacts,
             prepared: Mutex::new(HashMap::new()),
+            images: None,
+            prepared_images: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Runs container artifacts from this image store.
+    pub fn with_images(mut self, images: Arc<ImageStore>) -> Self {
+        self.images = Some(images);
+        self
+    }
+
+    async fn image(
+        &self,
+        version: &RuntimeVersionRecord,
+        uri: &str,
+    ) -> Result<PreparedImage, FailureReason> {
+        let key = (version.runtime_id.clone(), version.version);
+        if let Some(prepared) = self.prepared_images.lock().expect("poisoned").get(&key) {
+            return Ok(prepared.clone());
+        }
+        let images = self.images.as_ref().ok_or_else(|| {
+            FailureReason(format!(
+                "Container image {uri} cannot be run: this server has no image store"
+            ))
+        })?;
+        let pin = format!("{}/{}", version.runtime_id, version.version);
+        let image = images
+            .prepare(uri, Some(&pin))
+            .await
+            .map_err(|e| FailureReason(e.to_string()))?;
+        // An image that cannot start (no program, unknown user) fails its version now rather
+        // than every invocation later.
+        hangar_oci::plan_run(&image).map_err(|e| FailureReason(e.to_string()))?;
+        self.prepared_images
+            .lock()
+            .expect("poisoned")
+            .insert(key, image.clone());
+        Ok(image)
     }
 
     pub(crate) async fn artifact(
@@ -62,9 +102,7 @@ impl AgentProvisioner {
             .and_then(|c| c.get("containerUri"))
             .and_then(Value::as_str)
         {
-            return Ok(Artifact::Container {
-                uri: uri.to_owned(),
-            });
+            return self.image(version, uri).await.map(Artifact::Container);
         }
         Err(FailureReason(
             "agentRuntimeArtifact names no artifact".into(),
@@ -74,17 +112,22 @@ impl AgentProvisioner {
 
 #[async_trait]
 impl Provisioner for AgentProvisioner {
-    /// Container artifacts need no preparation here yet, and a code artifact prepared before
-    /// (same runtime and version) is ready; anything else is fetched in the background.
+    /// An artifact prepared before (same runtime and version) is ready; anything else is
+    /// fetched in the background.
     fn immediate_outcome(
         &self,
         version: &RuntimeVersionRecord,
     ) -> Option<Result<(), FailureReason>> {
         let artifact = version.config.get("agentRuntimeArtifact")?;
-        if artifact.get("containerConfiguration").is_some() {
-            return Some(Ok(()));
-        }
         let key = (version.runtime_id.clone(), version.version);
+        if artifact.get("containerConfiguration").is_some() {
+            return self
+                .prepared_images
+                .lock()
+                .expect("poisoned")
+                .contains_key(&key)
+                .then_some(Ok(()));
+        }
         self.prepared
             .lock()
             .expect("poisoned")

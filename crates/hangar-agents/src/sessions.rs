@@ -20,7 +20,7 @@ use serde::Serialize;
 use tracing::Instrument;
 
 use crate::launch::{self, Endpoint, LaunchContext};
-use crate::provisioner::{AgentProvisioner, Artifact};
+use crate::provisioner::AgentProvisioner;
 use crate::proxy::{self, AgentClient, Invocation, InvocationResponse};
 
 pub const SESSION_HEADER: &str = "x-amzn-bedrock-agentcore-runtime-session-id";
@@ -400,21 +400,13 @@ impl Inner {
             .artifact(&version)
             .await
             .map_err(|reason| Error::RuntimeClient(reason.0))?;
-        let code = match artifact {
-            Artifact::Code(code) => code,
-            Artifact::Container { uri } => {
-                return Err(Error::RuntimeClient(format!(
-                    "Container image {uri} cannot be run: this server runs code artifacts (codeConfiguration) only"
-                )))
-            }
-        };
         let lifecycle = Lifecycle::from_config(&version.config)?;
         let endpoint = launch::endpoint(&version);
         let partition = self.control.partition();
         let runtime_arn = version.runtime_arn.clone();
-        let spec = launch::code_session_spec(
+        let spec = launch::session_spec(
             &version,
-            &code,
+            &artifact,
             &LaunchContext {
                 session_id,
                 region: &partition.region,
@@ -426,7 +418,8 @@ impl Inner {
                 ),
                 limits: self.config.limits,
             },
-        );
+        )
+        .map_err(Error::RuntimeClient)?;
         let sandbox: Arc<dyn Sandbox> = Arc::from(match self.backend.spawn(spec.clone()).await {
             Ok(sandbox) => sandbox,
             Err(first) => {

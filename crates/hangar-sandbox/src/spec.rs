@@ -52,6 +52,10 @@ pub struct SandboxSpec {
     /// Host uid (and gid) to run as. `None` allocates a per-session uid from the backend's range,
     /// never shared with another live sandbox. 0 is refused.
     pub uid: Option<u32>,
+    /// The uid and gid the program sees inside its user namespace (an image's `User`), mapped
+    /// to the host uid above; it gains nothing on the host (no capabilities, host files it does
+    /// not own still look foreign). `None`: the host uid.
+    pub inside_ids: Option<(u32, u32)>,
 }
 
 impl SandboxSpec {
@@ -73,6 +77,7 @@ impl SandboxSpec {
             limits: Limits::default(),
             network: NetworkMode::None,
             uid: None,
+            inside_ids: None,
         }
     }
 

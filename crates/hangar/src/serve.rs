@@ -55,6 +55,16 @@ pub struct ServeArgs {
     /// Process (and thread) limit of each session sandbox.
     #[arg(long, default_value_t = 512)]
     session_max_processes: u32,
+    /// Send container images whose registry host matches PATTERN to another registry, e.g.
+    /// `--registry-map 'ecr=http://127.0.0.1:5000'` (`ecr`: every ECR host; `*` matches within
+    /// a host; an optional `/PREFIX` after the port prefixes repositories). Repeatable; the first
+    /// match wins.
+    #[arg(long = "registry-map", value_name = "PATTERN=URL")]
+    registry_map: Vec<String>,
+    /// A docker-style `config.json` whose `auths` give registry credentials (basic, or
+    /// exchanged for a bearer token when the registry asks).
+    #[arg(long, env = "HANGAR_REGISTRY_CONFIG")]
+    registry_config: Option<PathBuf>,
 }
 
 fn default_data_dir() -> anyhow::Result<PathBuf> {
@@ -75,7 +85,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let data_dir = match args.data_dir {
+    let data_dir = match args.data_dir.clone() {
         Some(dir) => dir,
         None => default_data_dir()?,
     };
@@ -111,7 +121,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     let artifacts =
         Artifacts::new(artifacts_config, source).context("opening the artifact cache")?;
-    let provisioner = Arc::new(AgentProvisioner::new(Arc::new(artifacts)));
+    let images = image_store(&args, &data_dir)?;
+    let provisioner = Arc::new(AgentProvisioner::new(Arc::new(artifacts)).with_images(images));
 
     let control = ControlPlane::new(
         Arc::new(store),
@@ -203,6 +214,31 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 /// their code from there, so every directory above it must be searchable by others. That is
 /// `DATA_DIR/artifacts` when the data directory allows it; otherwise (a data directory under a
 /// private home, say) a directory of this server's own under `/var/cache/hangar`.
+/// The container image store, next to the artifact cache (same readability constraints: session
+/// uids must reach the unpacked roots).
+fn image_store(
+    args: &ServeArgs,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<Arc<hangar_oci::ImageStore>> {
+    let artifacts = artifact_cache_dir(data_dir)?;
+    let dir = match artifacts.file_name().and_then(|n| n.to_str()) {
+        Some("artifacts") => artifacts.with_file_name("images"),
+        _ => artifacts.with_extension("images"),
+    };
+    let mut config = hangar_oci::ImageStoreConfig::new(dir);
+    for rule in &args.registry_map {
+        config.map.rules.push(
+            hangar_oci::MapRule::parse(rule).with_context(|| format!("--registry-map {rule}"))?,
+        );
+    }
+    if let Some(path) = &args.registry_config {
+        config.credentials = hangar_oci::Credentials::load(path)?;
+    }
+    Ok(Arc::new(
+        hangar_oci::ImageStore::new(config).context("opening the image store")?,
+    ))
+}
+
 fn artifact_cache_dir(data_dir: &std::path::Path) -> anyhow::Result<PathBuf> {
     use std::os::unix::fs::PermissionsExt;
     let data_dir = std::fs::canonicalize(data_dir)?;

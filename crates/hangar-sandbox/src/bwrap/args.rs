@@ -284,6 +284,12 @@ pub(crate) fn build(
     ] {
         push(f);
     }
+    if let Some((uid, gid)) = spec.inside_ids {
+        a.push("--uid".into());
+        a.push(uid.to_string().into());
+        a.push("--gid".into());
+        a.push(gid.to_string().into());
+    }
     for op in &ops {
         match op {
             Op::RoBind(h, i) => pushv(&mut a, &["--ro-bind"], &[h, i]),

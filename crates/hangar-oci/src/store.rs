@@ -1,0 +1,718 @@
+//! The image store: resolve a reference, pull what is missing, verify every byte against its
+//! digest, unpack once per image, remember which image a runtime version was given.
+
+use std::collections::{HashMap, HashSet};
+use std::fs;
+use std::io::{BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex as StdMutex};
+use std::time::{Duration, SystemTime};
+
+use http_body_util::BodyExt;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::client::{http_client, read_limited, Http, RepoClient, MANIFEST_ACCEPT};
+use crate::platform::{host_arch, Emulation, Platform};
+use crate::reference::Reference;
+use crate::registry::{Credentials, RegistryMap};
+use crate::{unpack, OciError};
+
+/// Settings of an [`ImageStore`].
+#[derive(Debug, Clone)]
+pub struct ImageStoreConfig {
+    /// Root of the store, e.g. `<data-dir>/images`. Created if missing.
+    pub dir: PathBuf,
+    pub map: RegistryMap,
+    pub credentials: Credentials,
+    /// Largest image accepted, as the sum of its compressed layers and config. AgentCore's
+    /// limit: 2 GB.
+    pub max_image_bytes: u64,
+    /// Largest unpacked root (file contents), a guard against decompression bombs.
+    pub max_unpacked_bytes: u64,
+    /// [`ImageStore::gc`] keeps images prepared less than this long ago even when unreferenced
+    /// (a version may be being created).
+    pub gc_grace: Duration,
+    /// Where binfmt_misc registrations are read from (`/proc/sys/fs/binfmt_misc`).
+    pub binfmt_dir: PathBuf,
+}
+
+impl ImageStoreConfig {
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        ImageStoreConfig {
+            dir: dir.into(),
+            map: RegistryMap::default(),
+            credentials: Credentials::default(),
+            max_image_bytes: 2_000_000_000,
+            max_unpacked_bytes: 8 << 30,
+            gc_grace: Duration::from_secs(3600),
+            binfmt_dir: PathBuf::from("/proc/sys/fs/binfmt_misc"),
+        }
+    }
+}
+
+/// What the image's config says about how to run it (`config` of the OCI image config).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunConfig {
+    #[serde(default)]
+    pub entrypoint: Vec<String>,
+    #[serde(default)]
+    pub cmd: Vec<String>,
+    /// `NAME=value` entries.
+    #[serde(default)]
+    pub env: Vec<String>,
+    #[serde(default)]
+    pub working_dir: String,
+    #[serde(default)]
+    pub user: String,
+}
+
+/// An image present in the store, ready to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreparedImage {
+    /// Digest of the (platform) manifest; the image's identity in the store.
+    pub digest: String,
+    /// Host directory of the unpacked root; the sandbox's `/`, read-only.
+    pub root: PathBuf,
+    pub config: RunConfig,
+    /// `os/architecture[/variant]` the image was built for.
+    pub platform: String,
+    /// Set when the image is for another architecture and runs through a qemu-user binfmt
+    /// registration: the emulator's host path (mount it at the same path when `needs_mount`).
+    pub emulation: Option<Emulation>,
+}
+
+/// Counters, for tests and benchmarks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ImageStats {
+    /// Manifests fetched from a registry.
+    pub manifest_fetches: u64,
+    /// Blobs (configs and layers) downloaded.
+    pub blob_downloads: u64,
+    /// Images unpacked into a new root.
+    pub unpacks: u64,
+}
+
+/// What [`ImageStore::gc`] removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImageGcReport {
+    pub images_removed: Vec<String>,
+    pub blobs_removed: usize,
+}
+
+/// Saved next to each unpacked root.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ImageMeta {
+    digest: String,
+    platform: String,
+    architecture: String,
+    config: RunConfig,
+    /// Every blob the image consists of (config and layers), for gc.
+    blobs: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct Descriptor {
+    #[serde(rename = "mediaType", default)]
+    media_type: String,
+    digest: String,
+    #[serde(default)]
+    size: u64,
+    platform: Option<Platform>,
+}
+
+#[derive(Deserialize)]
+struct Manifest {
+    #[serde(rename = "mediaType", default)]
+    media_type: String,
+    #[serde(rename = "schemaVersion", default)]
+    schema_version: u32,
+    config: Option<Descriptor>,
+    #[serde(default)]
+    layers: Vec<Descriptor>,
+    /// Set in an index / manifest list.
+    manifests: Option<Vec<Descriptor>>,
+}
+
+#[derive(Deserialize, Default)]
+struct ImageConfigJson {
+    #[serde(default)]
+    architecture: String,
+    #[serde(default)]
+    os: String,
+    #[serde(default)]
+    variant: Option<String>,
+    #[serde(default)]
+    config: Option<ContainerConfigJson>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+struct ContainerConfigJson {
+    entrypoint: Option<Vec<String>>,
+    cmd: Option<Vec<String>>,
+    env: Option<Vec<String>>,
+    working_dir: Option<String>,
+    user: Option<String>,
+}
+
+/// Pulls and keeps images. One per server.
+pub struct ImageStore {
+    cfg: ImageStoreConfig,
+    http: Http,
+    /// Single flight per key (manifest digest): an image is pulled and unpacked once even when
+    /// many versions ask at the same moment.
+    locks: StdMutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// pins.json: version key → manifest digest (what a version was given, kept across restarts
+    /// so a moved tag does not change a version's image).
+    pins: StdMutex<HashMap<String, String>>,
+    manifest_fetches: AtomicU64,
+    blob_downloads: AtomicU64,
+    unpacks: AtomicU64,
+}
+
+const MANIFEST_LIMIT: usize = 4 << 20;
+
+impl ImageStore {
+    pub fn new(cfg: ImageStoreConfig) -> Result<Self, OciError> {
+        for d in ["blobs/sha256", "images", "tmp"] {
+            fs::create_dir_all(cfg.dir.join(d))
+                .map_err(|e| OciError::io(format!("creating {}", cfg.dir.join(d).display()), e))?;
+        }
+        // Leftovers of an interrupted pull or unpack.
+        for d in ["tmp", "images"] {
+            if let Ok(rd) = fs::read_dir(cfg.dir.join(d)) {
+                for e in rd.flatten() {
+                    if e.file_name().to_string_lossy().starts_with(".tmp-") || d == "tmp" {
+                        let _ = fs::remove_dir_all(e.path()).or_else(|_| fs::remove_file(e.path()));
+                    }
+                }
+            }
+        }
+        // The store's directories must be searchable by session uids (roots are bound into
+        // sandboxes from under them).
+        set_mode(&cfg.dir, 0o755);
+        set_mode(&cfg.dir.join("images"), 0o755);
+        let pins = fs::read(cfg.dir.join("pins.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        Ok(ImageStore {
+            cfg,
+            http: http_client(),
+            locks: StdMutex::new(HashMap::new()),
+            pins: StdMutex::new(pins),
+            manifest_fetches: AtomicU64::new(0),
+            blob_downloads: AtomicU64::new(0),
+            unpacks: AtomicU64::new(0),
+        })
+    }
+
+    pub fn config(&self) -> &ImageStoreConfig {
+        &self.cfg
+    }
+
+    pub fn stats(&self) -> ImageStats {
+        ImageStats {
+            manifest_fetches: self.manifest_fetches.load(Ordering::Relaxed),
+            blob_downloads: self.blob_downloads.load(Ordering::Relaxed),
+            unpacks: self.unpacks.load(Ordering::Relaxed),
+        }
+    }
+
+    fn image_dir(&self, digest: &str) -> PathBuf {
+        self.cfg
+            .dir
+            .join("images")
+            .join(digest.trim_start_matches("sha256:"))
+    }
+
+    fn blob_path(&self, digest: &str) -> PathBuf {
+        self.cfg
+            .dir
+            .join("blobs/sha256")
+            .join(digest.trim_start_matches("sha256:"))
+    }
+
+    /// The image `uri` names, pulled and unpacked if it is not in the store yet. `pin` (e.g.
+    /// `runtimeId/version`) ties the answer to a caller: a later call with the same pin gets the
+    /// same image without asking the registry, even if the tag has moved since.
+    pub async fn prepare(&self, uri: &str, pin: Option<&str>) -> Result<PreparedImage, OciError> {
+        let reference = Reference::parse(uri)?;
+        let pinned = pin.and_then(|p| self.pins.lock().expect("poisoned").get(p).cloned());
+        if let Some(digest) = pinned {
+            if let Some(image) = self.load(&digest)? {
+                return self.finish(&reference, image);
+            }
+        }
+        let image = self.pull(&reference).await?;
+        if let Some(p) = pin {
+            let mut pins = self.pins.lock().expect("poisoned");
+            if pins.get(p) != Some(&image.digest) {
+                pins.insert(p.to_owned(), image.digest.clone());
+                self.save_pins(&pins);
+            }
+        }
+        self.finish(&reference, image)
+    }
+
+    /// Forgets a pin (the version is gone); its image is then garbage unless others use it.
+    pub fn unpin(&self, pin: &str) {
+        let mut pins = self.pins.lock().expect("poisoned");
+        if pins.remove(pin).is_some() {
+            self.save_pins(&pins);
+        }
+    }
+
+    fn save_pins(&self, pins: &HashMap<String, String>) {
+        let path = self.cfg.dir.join("pins.json");
+        let tmp = self.cfg.dir.join("pins.json.tmp");
+        let ok = serde_json::to_vec(pins)
+            .ok()
+            .and_then(|b| fs::write(&tmp, b).ok())
+            .and_then(|_| fs::rename(&tmp, &path).ok());
+        if ok.is_none() {
+            tracing::warn!(path = %path.display(), "could not save image pins");
+        }
+    }
+
+    fn finish(&self, reference: &Reference, meta: ImageMeta) -> Result<PreparedImage, OciError> {
+        let emulation = if meta.architecture == host_arch() {
+            None
+        } else {
+            Some(
+                Emulation::find(&self.cfg.binfmt_dir, &meta.architecture).ok_or_else(|| {
+                    crate::platform::arch_error(reference, &meta.platform, &self.cfg.binfmt_dir)
+                })?,
+            )
+        };
+        Ok(PreparedImage {
+            root: self.image_dir(&meta.digest).join("rootfs"),
+            digest: meta.digest,
+            config: meta.config,
+            platform: meta.platform,
+            emulation,
+        })
+    }
+
+    fn load(&self, digest: &str) -> Result<Option<ImageMeta>, OciError> {
+        match fs::read(self.image_dir(digest).join("image.json")) {
+            Ok(b) => Ok(serde_json::from_slice(&b).ok()),
+            Err(_) => Ok(None),
+        }
+    }
+
+    async fn pull(&self, reference: &Reference) -> Result<ImageMeta, OciError> {
+        let target = self.cfg.map.resolve(reference)?;
+        let credential = self
+            .cfg
+            .credentials
+            .for_hosts(&reference.registry, &target.authority)
+            .cloned();
+        let named = reference.to_string();
+        let repo = RepoClient::new(self.http.clone(), target, named.clone(), credential);
+
+        let (bytes, digest) = self
+            .fetch_manifest(&repo, reference.manifest_ref(), &named)
+            .await?;
+        if let Some(want) = &reference.digest {
+            if &digest != want {
+                return Err(OciError::DigestMismatch(format!(
+                    "{named}: the registry's manifest hashes to {digest}, not the {want} the \
+                     reference names"
+                )));
+            }
+        }
+        let mut manifest: Manifest = parse_manifest(&bytes, &named)?;
+        let mut digest = digest;
+        if let Some(list) = manifest.manifests.take() {
+            let chosen = crate::platform::choose(
+                list.iter()
+                    .map(|d| (d.platform.clone(), d.media_type.as_str())),
+                &self.cfg.binfmt_dir,
+            )
+            .map_err(|available| {
+                crate::platform::arch_error_multi(reference, &available, &self.cfg.binfmt_dir)
+            })?;
+            let d = &list[chosen];
+            let (b, got) = self.fetch_manifest(&repo, &d.digest, &named).await?;
+            if got != d.digest {
+                return Err(OciError::DigestMismatch(format!(
+                    "{named}: the platform manifest {} hashes to {got}",
+                    d.digest
+                )));
+            }
+            manifest = parse_manifest(&b, &named)?;
+            if manifest.manifests.is_some() {
+                return Err(OciError::Unsupported(format!(
+                    "{named}: an index inside an index"
+                )));
+            }
+            digest = got;
+        }
+        let config_desc = manifest.config.as_ref().ok_or_else(|| {
+            OciError::Unsupported(format!(
+                "{named}: manifest (schema {}, {}) has no config",
+                manifest.schema_version, manifest.media_type
+            ))
+        })?;
+        let total: u64 = config_desc.size + manifest.layers.iter().map(|l| l.size).sum::<u64>();
+        if total > self.cfg.max_image_bytes {
+            return Err(OciError::TooLarge(format!(
+                "{named} is too large: {} in its layers, over the limit of {} (AgentCore \
+                 accepts images up to 2 GB)",
+                human(total),
+                human(self.cfg.max_image_bytes)
+            )));
+        }
+
+        let lock = {
+            let mut locks = self.locks.lock().expect("poisoned");
+            locks.entry(digest.clone()).or_default().clone()
+        };
+        let _guard = lock.lock().await;
+        if let Some(meta) = self.load(&digest)? {
+            return Ok(meta);
+        }
+
+        self.ensure_blob(&repo, config_desc, &named, 1 << 20)
+            .await?;
+        let config_bytes = fs::read(self.blob_path(&config_desc.digest))
+            .map_err(|e| OciError::io("reading the image config", e))?;
+        let config: ImageConfigJson = serde_json::from_slice(&config_bytes).map_err(|e| {
+            OciError::Unsupported(format!("{named}: the image config is not valid JSON: {e}"))
+        })?;
+        let platform = match &config.variant {
+            Some(v) => format!("{}/{}/{v}", config.os, config.architecture),
+            None => format!("{}/{}", config.os, config.architecture),
+        };
+        if config.os != "linux" && !config.os.is_empty() {
+            return Err(OciError::Unsupported(format!(
+                "{named}: built for {platform}; only linux images run here"
+            )));
+        }
+        // Say so before downloading layers that could not run.
+        if config.architecture != host_arch()
+            && Emulation::find(&self.cfg.binfmt_dir, &config.architecture).is_none()
+        {
+            return Err(crate::platform::arch_error(
+                reference,
+                &platform,
+                &self.cfg.binfmt_dir,
+            ));
+        }
+        for layer in &manifest.layers {
+            if layer.media_type.contains("zstd") {
+                return Err(OciError::Unsupported(format!(
+                    "{named}: layer {} is zstd-compressed ({}); push it with gzip layers",
+                    layer.digest, layer.media_type
+                )));
+            }
+            self.ensure_blob(&repo, layer, &named, self.cfg.max_image_bytes)
+                .await?;
+        }
+
+        let c = config.config.unwrap_or_default();
+        let meta = ImageMeta {
+            digest: digest.clone(),
+            platform,
+            architecture: config.architecture,
+            config: RunConfig {
+                entrypoint: c.entrypoint.unwrap_or_default(),
+                cmd: c.cmd.unwrap_or_default(),
+                env: c.env.unwrap_or_default(),
+                working_dir: c.working_dir.unwrap_or_default(),
+                user: c.user.unwrap_or_default(),
+            },
+            blobs: std::iter::once(config_desc.digest.clone())
+                .chain(manifest.layers.iter().map(|l| l.digest.clone()))
+                .collect(),
+        };
+        let layers: Vec<(String, PathBuf, bool)> = manifest
+            .layers
+            .iter()
+            .map(|l| {
+                (
+                    l.digest.clone(),
+                    self.blob_path(&l.digest),
+                    l.media_type.ends_with("gzip"),
+                )
+            })
+            .collect();
+        let dest = self.image_dir(&digest);
+        let tmp = self.cfg.dir.join("images").join(format!(
+            ".tmp-{}-{:08x}",
+            digest.trim_start_matches("sha256:"),
+            rand::random::<u32>()
+        ));
+        let limit = self.cfg.max_unpacked_bytes;
+        let meta2 = meta.clone();
+        let t0 = std::time::Instant::now();
+        let res = tokio::task::spawn_blocking(move || {
+            unpack_image(&tmp, &dest, &layers, &meta2, limit).inspect_err(|_| {
+                let _ = fs::remove_dir_all(&tmp);
+            })
+        })
+        .await
+        .map_err(|e| OciError::io("unpacking", std::io::Error::other(e.to_string())))?;
+        res?;
+        self.unpacks.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(image = %named, digest = %digest, ms = t0.elapsed().as_millis() as u64, "image unpacked");
+        Ok(meta)
+    }
+
+    async fn fetch_manifest(
+        &self,
+        repo: &RepoClient,
+        reference: &str,
+        named: &str,
+    ) -> Result<(Vec<u8>, String), OciError> {
+        let resp = repo
+            .get("manifests", reference, Some(MANIFEST_ACCEPT))
+            .await?;
+        self.manifest_fetches.fetch_add(1, Ordering::Relaxed);
+        let bytes = read_limited(resp, MANIFEST_LIMIT)
+            .await
+            .map_err(|e| match e {
+                OciError::TooLarge(_) => {
+                    OciError::TooLarge(format!("{named}: manifest over 4 MiB"))
+                }
+                e => e,
+            })?;
+        let digest = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
+        Ok((bytes, digest))
+    }
+
+    /// Downloads a blob unless the store has it, verifying size and digest before it becomes
+    /// visible under its digest.
+    async fn ensure_blob(
+        &self,
+        repo: &RepoClient,
+        d: &Descriptor,
+        named: &str,
+        limit: u64,
+    ) -> Result<(), OciError> {
+        let hex = d.digest.strip_prefix("sha256:").ok_or_else(|| {
+            OciError::Unsupported(format!("{named}: blob digest {} is not sha256", d.digest))
+        })?;
+        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(OciError::Unsupported(format!(
+                "{named}: malformed digest {}",
+                d.digest
+            )));
+        }
+        let path = self.blob_path(&d.digest);
+        if path.exists() {
+            return Ok(());
+        }
+        let resp = repo.get("blobs", &d.digest, None).await?;
+        let tmp = self
+            .cfg
+            .dir
+            .join("tmp")
+            .join(format!("{hex}-{:08x}", rand::random::<u32>()));
+        let mut file = fs::File::create(&tmp).map_err(|e| OciError::io("creating a blob", e))?;
+        let mut hasher = Sha256::new();
+        let mut n: u64 = 0;
+        let max = if d.size > 0 { d.size } else { limit };
+        let mut body = resp.into_body();
+        let result: Result<(), OciError> = async {
+            while let Some(frame) = body.frame().await {
+                let frame = frame.map_err(|e| {
+                    OciError::Unreachable(format!("{named}: reading blob {}: {e}", d.digest))
+                })?;
+                if let Ok(data) = frame.into_data() {
+                    n += data.len() as u64;
+                    if n > max {
+                        return Err(OciError::DigestMismatch(format!(
+                            "{named}: blob {} is longer than the {max} bytes its descriptor \
+                             declares",
+                            d.digest
+                        )));
+                    }
+                    hasher.update(&data);
+                    file.write_all(&data)
+                        .map_err(|e| OciError::io("writing a blob", e))?;
+                }
+            }
+            let got = format!("sha256:{}", hex::encode(hasher.finalize_reset()));
+            if got != d.digest {
+                return Err(OciError::DigestMismatch(format!(
+                    "{named}: blob {} ({n} bytes received) hashes to {got}",
+                    d.digest
+                )));
+            }
+            if d.size > 0 && n != d.size {
+                return Err(OciError::DigestMismatch(format!(
+                    "{named}: blob {} is {n} bytes, its descriptor says {}",
+                    d.digest, d.size
+                )));
+            }
+            Ok(())
+        }
+        .await;
+        drop(file);
+        if let Err(e) = result {
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
+        }
+        fs::rename(&tmp, &path).map_err(|e| OciError::io("storing a blob", e))?;
+        self.blob_downloads.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Removes unpacked images whose digest is not in `keep` (and older than the grace period),
+    /// then every blob no remaining image consists of. Pins of removed images are dropped.
+    pub fn gc(&self, keep: &HashSet<String>) -> Result<ImageGcReport, OciError> {
+        let mut report = ImageGcReport::default();
+        let now = SystemTime::now();
+        let mut live_blobs: HashSet<String> = HashSet::new();
+        let images = self.cfg.dir.join("images");
+        let rd = fs::read_dir(&images).map_err(|e| OciError::io("listing images", e))?;
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') {
+                continue;
+            }
+            let digest = format!("sha256:{name}");
+            let young = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|m| now.duration_since(m).ok())
+                .is_none_or(|age| age < self.cfg.gc_grace);
+            if keep.contains(&digest) || young {
+                if let Some(meta) = self.load(&digest)? {
+                    live_blobs.extend(meta.blobs);
+                }
+                continue;
+            }
+            fs::remove_dir_all(e.path()).map_err(|e| OciError::io("removing an image", e))?;
+            report.images_removed.push(digest);
+        }
+        if !report.images_removed.is_empty() {
+            let mut pins = self.pins.lock().expect("poisoned");
+            pins.retain(|_, d| !report.images_removed.contains(d));
+            self.save_pins(&pins);
+        }
+        let blobs = self.cfg.dir.join("blobs/sha256");
+        for e in fs::read_dir(&blobs)
+            .map_err(|e| OciError::io("listing blobs", e))?
+            .flatten()
+        {
+            let digest = format!("sha256:{}", e.file_name().to_string_lossy());
+            if !live_blobs.contains(&digest) {
+                let _ = fs::remove_file(e.path());
+                report.blobs_removed += 1;
+            }
+        }
+        Ok(report)
+    }
+
+    /// Digests of the images pinned by keys for which `live` says true; what [`gc`](Self::gc)
+    /// should keep. Pins of dead keys are dropped.
+    pub fn live_pins(&self, live: impl Fn(&str) -> bool) -> HashSet<String> {
+        let mut pins = self.pins.lock().expect("poisoned");
+        let before = pins.len();
+        pins.retain(|k, _| live(k));
+        if pins.len() != before {
+            self.save_pins(&pins);
+        }
+        pins.values().cloned().collect()
+    }
+}
+
+fn parse_manifest(bytes: &[u8], named: &str) -> Result<Manifest, OciError> {
+    let m: Manifest = serde_json::from_slice(bytes).map_err(|e| {
+        OciError::Unsupported(format!("{named}: the manifest is not valid JSON: {e}"))
+    })?;
+    if m.schema_version == 1 {
+        return Err(OciError::Unsupported(format!(
+            "{named}: Docker schema 1 manifests are obsolete; push the image again"
+        )));
+    }
+    Ok(m)
+}
+
+fn unpack_image(
+    tmp: &Path,
+    dest: &Path,
+    layers: &[(String, PathBuf, bool)],
+    meta: &ImageMeta,
+    limit: u64,
+) -> Result<(), OciError> {
+    let rootfs = tmp.join("rootfs");
+    fs::create_dir_all(&rootfs).map_err(|e| OciError::io("creating a root", e))?;
+    set_mode(tmp, 0o755);
+    set_mode(&rootfs, 0o755);
+    let mut budget = limit;
+    for (digest, path, gzip) in layers {
+        let f = fs::File::open(path).map_err(|e| OciError::io(format!("opening {digest}"), e))?;
+        let mut r = BufReader::with_capacity(256 << 10, f);
+        let mut magic = [0u8; 2];
+        let gz = *gzip || {
+            // Media types lie sometimes (docker "tar.gzip" vs plain tar): trust the bytes.
+            let n = r.get_mut().read(&mut magic).unwrap_or(0);
+            let _ = std::io::Seek::rewind(r.get_mut());
+            n == 2 && magic == [0x1f, 0x8b]
+        };
+        if gz {
+            unpack::apply_layer(
+                &rootfs,
+                flate2::read::GzDecoder::new(r),
+                digest,
+                &mut budget,
+                limit,
+            )?;
+        } else {
+            unpack::apply_layer(&rootfs, r, digest, &mut budget, limit)?;
+        }
+    }
+    // The working directory must exist in a root the sandbox sees read-only (Docker creates it
+    // at build time; images assembled by other tools may not have).
+    let wd = meta.config.working_dir.trim_matches('/');
+    if !wd.is_empty() && unpack::resolve_in_root(&rootfs, &meta.config.working_dir).is_none() {
+        if let Ok(Some(rel)) = unpack::clean(wd.as_bytes()) {
+            let mut p = rootfs.clone();
+            for c in rel.components() {
+                p.push(c);
+                if fs::symlink_metadata(&p).is_ok_and(|m| m.file_type().is_symlink()) {
+                    break;
+                }
+                if fs::create_dir(&p).is_ok() {
+                    set_mode(&p, 0o755);
+                }
+            }
+        }
+    }
+    fs::write(
+        tmp.join("image.json"),
+        serde_json::to_vec_pretty(meta).expect("serializable"),
+    )
+    .map_err(|e| OciError::io("writing image.json", e))?;
+    match fs::rename(tmp, dest) {
+        Ok(()) => Ok(()),
+        // Another process sharing the store finished first; its tree is the same bytes.
+        Err(_) if dest.join("image.json").exists() => {
+            let _ = fs::remove_dir_all(tmp);
+            Ok(())
+        }
+        Err(e) => Err(OciError::io("publishing an unpacked image", e)),
+    }
+}
+
+fn set_mode(p: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = fs::set_permissions(p, fs::Permissions::from_mode(mode));
+}
+
+fn human(n: u64) -> String {
+    if n >= 1_000_000_000 {
+        format!("{:.2} GB", n as f64 / 1e9)
+    } else if n >= 1_000_000 {
+        format!("{:.1} MB", n as f64 / 1e6)
+    } else {
+        format!("{n} bytes")
+    }
+}
