@@ -508,12 +508,15 @@ def _needed_libs(paths: list[str]) -> set[str]:
     return libs
 
 
-def python_root_layer(cache: Path) -> bytes:
-    """A gzip layer holding a Python 3.11 root filesystem (merged /usr layout), cached."""
+def python_root_layer(cache: Path, site: Optional[Path] = None) -> bytes:
+    """A gzip layer holding a Python 3.11 root filesystem (merged /usr layout), cached. The
+    shared libraries the extension modules under `site` (vendored dependencies) link come too."""
     if not Path(PYTHON).exists():
         raise RuntimeError(f"{PYTHON} is missing (Debian package python3.11)")
     stdlib = Path("/usr/lib/python3.11")
     dynload = sorted(str(p) for p in (stdlib / "lib-dynload").glob("*.so"))
+    if site is not None:
+        dynload += sorted(str(p) for p in Path(site).rglob("*.so"))
     h = hashlib.sha256(b"python-root-1")
     for p in [PYTHON, *dynload]:
         st = os.stat(p)
@@ -544,12 +547,15 @@ def python_root_layer(cache: Path) -> bytes:
         copy(PYTHON)
         os.symlink("python3.11", root / "usr/bin/python3")
         for lib in _needed_libs([PYTHON, *dynload]):
+            if site is not None and lib.startswith(str(site)):
+                continue  # the agent's own libraries travel in its app layer
             # ldd names libraries by their /lib or /lib64 paths: keep them under /usr.
             real = lib
             for top in ("/lib64/", "/lib/"):
                 if lib.startswith(top):
                     real = "/usr" + lib
             copy(real if Path(real).exists() else lib)
+        (root / "usr/lib/python3.11").mkdir(parents=True, exist_ok=True)
         for item in stdlib.iterdir():
             if item.name in _STDLIB_SKIP or item.name.startswith("config-"):
                 continue
