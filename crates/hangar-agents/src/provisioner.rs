@@ -110,6 +110,46 @@ impl AgentProvisioner {
     }
 }
 
+impl AgentProvisioner {
+    /// Garbage-collects container images no runtime version references any more: a pin whose
+    /// version is gone (deleted, or its runtime deleted) is dropped, then every image and blob
+    /// no remaining pin holds (past the store's grace period) is removed. A version whose record
+    /// cannot be read for another reason keeps its image.
+    pub async fn collect_images(
+        &self,
+        control: &hangar_domain::ControlPlane,
+    ) -> Result<hangar_oci::ImageGcReport, hangar_oci::OciError> {
+        let Some(images) = self.images.clone() else {
+            return Ok(hangar_oci::ImageGcReport::default());
+        };
+        let mut dead = std::collections::HashSet::new();
+        for (key, _) in images.pins() {
+            let Some((rid, v)) = key
+                .rsplit_once('/')
+                .and_then(|(r, v)| Some((r.to_owned(), v.parse::<u32>().ok()?)))
+            else {
+                dead.insert(key);
+                continue;
+            };
+            if let Err(hangar_domain::Error::NotFound(_)) =
+                control.runtime_version(&rid, Some(v)).await
+            {
+                self.prepared_images
+                    .lock()
+                    .expect("poisoned")
+                    .remove(&(rid, v));
+                dead.insert(key);
+            }
+        }
+        tokio::task::spawn_blocking(move || {
+            let keep = images.live_pins(|k| !dead.contains(k));
+            images.gc(&keep)
+        })
+        .await
+        .map_err(|e| hangar_oci::OciError::InvalidConfig(format!("image gc: {e}")))?
+    }
+}
+
 #[async_trait]
 impl Provisioner for AgentProvisioner {
     /// An artifact prepared before (same runtime and version) is ready; anything else is

@@ -610,6 +610,12 @@ impl ImageStore {
         Ok(report)
     }
 
+    /// The keys currently pinned (each with the image digest it holds).
+    pub fn pins(&self) -> Vec<(String, String)> {
+        let pins = self.pins.lock().expect("poisoned");
+        pins.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+
     /// Digests of the images pinned by keys for which `live` says true; what [`gc`](Self::gc)
     /// should keep. Pins of dead keys are dropped.
     pub fn live_pins(&self, live: impl Fn(&str) -> bool) -> HashSet<String> {

@@ -65,6 +65,12 @@ pub struct ServeArgs {
     /// exchanged for a bearer token when the registry asks).
     #[arg(long, env = "HANGAR_REGISTRY_CONFIG")]
     registry_config: Option<PathBuf>,
+    /// How often container images no version references any more are removed, in seconds.
+    #[arg(long, default_value_t = 600)]
+    image_gc_interval_secs: u64,
+    /// An unreferenced image younger than this (seconds since it was unpacked) is kept.
+    #[arg(long, default_value_t = 3600)]
+    image_gc_grace_secs: u64,
 }
 
 fn default_data_dir() -> anyhow::Result<PathBuf> {
@@ -133,6 +139,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         provisioner.clone(),
     );
     control.start().await.context("recovering state")?;
+    spawn_image_gc(
+        provisioner.clone(),
+        control.clone(),
+        std::time::Duration::from_secs(args.image_gc_interval_secs.max(1)),
+    );
 
     let sessions_config = SessionsConfig {
         limits: Limits {
@@ -214,6 +225,32 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 /// their code from there, so every directory above it must be searchable by others. That is
 /// `DATA_DIR/artifacts` when the data directory allows it; otherwise (a data directory under a
 /// private home, say) a directory of this server's own under `/var/cache/hangar`.
+/// Removes container images no version references any more: shortly after start (a minute, or
+/// the interval if shorter), then every `interval`.
+fn spawn_image_gc(
+    provisioner: Arc<AgentProvisioner>,
+    control: ControlPlane,
+    interval: std::time::Duration,
+) {
+    tokio::spawn(async move {
+        let first = interval.min(std::time::Duration::from_secs(60));
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + first, interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match provisioner.collect_images(&control).await {
+                Ok(r) if !r.images_removed.is_empty() || r.blobs_removed > 0 => tracing::info!(
+                    images = r.images_removed.len(),
+                    blobs = r.blobs_removed,
+                    "unreferenced container images removed"
+                ),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "container image gc failed"),
+            }
+        }
+    });
+}
+
 /// The container image store, next to the artifact cache (same readability constraints: session
 /// uids must reach the unpacked roots).
 fn image_store(
@@ -226,6 +263,7 @@ fn image_store(
         _ => artifacts.with_extension("images"),
     };
     let mut config = hangar_oci::ImageStoreConfig::new(dir);
+    config.gc_grace = std::time::Duration::from_secs(args.image_gc_grace_secs);
     for rule in &args.registry_map {
         config.map.rules.push(
             hangar_oci::MapRule::parse(rule).with_context(|| format!("--registry-map {rule}"))?,

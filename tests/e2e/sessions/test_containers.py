@@ -362,3 +362,44 @@ def test_python_agent_image(cdeploy, python_image):
     assert got["platform_env"]["HOME"] == "/home/agent"
     assert kit.CANARY_VAR not in got["env_names"]
     assert re.match(r"^\d+\.\d+", ".".join(map(str, got["python"])))
+
+
+# --------------------------------------------------------------------------------------------
+# Garbage collection
+
+
+def _image_dirs(server, digest: str) -> list:
+    """The unpacked root of `digest` wherever this server keeps its image store (its data dir,
+    or /var/cache/hangar when the data dir is not searchable by session uids)."""
+    hexd = digest.split(":", 1)[1]
+    found = list(kit.Path(server.data_dir).glob(f"images/images/{hexd}"))
+    found += list(kit.Path("/var/cache/hangar").glob(f"*.images/images/{hexd}"))
+    return found
+
+
+def test_images_no_version_references_are_collected(module_servers, registry, pusher, image_cache):
+    srv = module_servers.start(
+        "oci-gc",
+        ["--registry-map", f"ecr=http://{registry.host}",
+         "--image-gc-interval-secs", "1", "--image-gc-grace-secs", "0"],
+    )  # fmt: skip
+    d = kit.Deployer(srv, None)
+    keep = oci.Image(oci.static_image_layers(image_cache, marker="gc-keep"), entrypoint=["/agent"])
+    drop = oci.Image(oci.static_image_layers(image_cache, marker="gc-drop"), entrypoint=["/agent"])
+    pusher.push_image("agents/gc", "keep", keep)
+    pusher.push_image("agents/gc", "drop", drop)
+    kept = d.create(None, artifact=container(oci.ecr_uri("agents/gc", "keep")))
+    dropped = d.create(None, artifact=container(oci.ecr_uri("agents/gc", "drop")))
+    # Two runtimes on one image share one unpacked root.
+    d.create(None, artifact=container(oci.ecr_uri("agents/gc", "keep")))
+    assert len(_image_dirs(srv, keep.digest)) == 1
+    assert len(_image_dirs(srv, drop.digest)) == 1
+    d.cp.delete_agent_runtime(agentRuntimeId=dropped.rid)
+    kit.support.wait_until(
+        lambda: _image_dirs(srv, drop.digest), lambda dirs: not dirs, timeout=30,
+        what="the deleted runtime's image removed",
+    )  # fmt: skip
+    assert len(_image_dirs(srv, keep.digest)) == 1, "an image still referenced stays"
+    got = d.invoke(kept.arn, kit.new_session_id("gc"), {})
+    assert got["agent"] == "static"
+    d.cleanup()
