@@ -119,15 +119,16 @@ impl RepoClient {
             }
             let code = error_code(resp).await;
             return Err(match status {
-                StatusCode::NOT_FOUND => OciError::NotFound(format!(
-                    "{} ({}{})",
+                StatusCode::NOT_FOUND if kind == "manifests" => OciError::NotFound(format!(
+                    "{} was not found in its registry: {} (repository {}, {reference})",
                     self.named,
                     code.as_deref().unwrap_or("not found"),
-                    if kind == "manifests" {
-                        format!(" for {}/{reference}", self.target.repository)
-                    } else {
-                        format!(" for blob {reference}")
-                    }
+                    self.target.repository,
+                )),
+                StatusCode::NOT_FOUND => OciError::NotFound(format!(
+                    "{} is incomplete in its registry: blob {reference} was not found ({})",
+                    self.named,
+                    code.as_deref().unwrap_or("not found"),
                 )),
                 StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => self.denied(),
                 s => OciError::Registry(format!(

@@ -9,7 +9,7 @@ pub enum OciError {
     #[error("{0}")]
     InvalidConfig(String),
     /// The registry has no such repository, tag or digest.
-    #[error("Container image {0} was not found in its registry")]
+    #[error("Container image {0}")]
     NotFound(String),
     /// No credentials, or credentials the registry refused.
     #[error("Access to container image {0}")]
