@@ -7,6 +7,7 @@
 //!   `a -> /etc` followed by `a/passwd` is refused rather than writing the host's `/etc`.
 //! - Whiteouts (`.wh.NAME` removes `NAME` from lower layers, `.wh..wh..opq` hides a directory's
 //!   lower contents) are applied, not copied.
+//! - Regular files keep their mtime (byte-code caches in images are validated against it).
 //! - Ownership is not kept: the tree is owned by the server and made world-readable (execute
 //!   bits kept, set-id bits dropped), because each session runs as its own unprivileged host uid
 //!   and sees the root read-only. Device nodes and FIFOs are skipped (the sandbox brings `/dev`).
@@ -107,6 +108,13 @@ pub(crate) fn apply_layer<R: Read>(
                 }
                 f.set_permissions(fs::Permissions::from_mode(m))
                     .map_err(io)?;
+                // Keep the layer's mtime: Python's timestamp-based byte-code in the image is only
+                // valid against its source's recorded mtime (otherwise every module would be
+                // recompiled, in memory, at every start of a read-only root).
+                if let Ok(mtime) = entry.header().mtime() {
+                    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(mtime);
+                    f.set_modified(t).map_err(io)?;
+                }
             }
             tar::EntryType::Symlink => {
                 let target = entry

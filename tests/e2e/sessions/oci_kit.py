@@ -379,7 +379,7 @@ def tree_layer(root: Path, prefix: str = "", level: int = 1) -> bytes:
                 info = tf.gettarinfo(str(p), arcname=arc)
                 info.uid = info.gid = 0
                 info.uname = info.gname = ""
-                info.mtime = 0
+                # mtimes kept: the byte-code in __pycache__ is validated against them.
                 if info.isreg():
                     with open(p, "rb") as f:
                         tf.addfile(info, f)
@@ -517,7 +517,7 @@ def python_root_layer(cache: Path, site: Optional[Path] = None) -> bytes:
     dynload = sorted(str(p) for p in (stdlib / "lib-dynload").glob("*.so"))
     if site is not None:
         dynload += sorted(str(p) for p in Path(site).rglob("*.so"))
-    h = hashlib.sha256(b"python-root-1")
+    h = hashlib.sha256(b"python-root-2")
     for p in [PYTHON, *dynload]:
         st = os.stat(p)
         h.update(f"{p}:{st.st_size}:{st.st_mtime_ns}".encode())
