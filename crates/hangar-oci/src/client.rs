@@ -76,7 +76,13 @@ impl RepoClient {
         let mut authorized_once = false;
         let mut redirects = 0;
         loop {
-            let auth = self.authorization.lock().await.clone();
+            // A redirect elsewhere (object storage) carries its own authorization in the URL;
+            // the registry's token is not sent there.
+            let auth = if same_host(&url, &self.target.authority) {
+                self.authorization.lock().await.clone()
+            } else {
+                None
+            };
             let resp = self.send(&url, accept, auth.as_deref()).await?;
             let status = resp.status();
             if status.is_success() {
@@ -239,6 +245,12 @@ impl RepoClient {
         })?;
         Ok(format!("Bearer {token}"))
     }
+}
+
+fn same_host(url: &str, authority: &str) -> bool {
+    url.strip_prefix("http://")
+        .and_then(|rest| rest.split('/').next())
+        .is_some_and(|a| a == authority)
 }
 
 fn basic(c: &Credential) -> String {

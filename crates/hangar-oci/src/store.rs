@@ -602,7 +602,14 @@ impl ImageStore {
             .flatten()
         {
             let digest = format!("sha256:{}", e.file_name().to_string_lossy());
-            if !live_blobs.contains(&digest) {
+            // A blob downloaded moments ago may belong to a pull that has not unpacked yet.
+            let young = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|m| now.duration_since(m).ok())
+                .is_none_or(|age| age < self.cfg.gc_grace);
+            if !live_blobs.contains(&digest) && !young {
                 let _ = fs::remove_file(e.path());
                 report.blobs_removed += 1;
             }

@@ -185,6 +185,16 @@ def test_digest_reference_and_multi_arch_index(cdeploy, pusher, static_repo, ima
     assert got["env"]["IMG_VAR"] == native
 
 
+def test_agent_failing_at_start_gives_424_with_its_stderr(cdeploy, pusher, image_cache):
+    img = oci.Image(oci.static_image_layers(image_cache), entrypoint=["/agent"], cmd=["--fail"])
+    pusher.push_image("agents/failing", "v1", img)
+    rt = cdeploy.create(None, artifact=container(oci.ecr_uri("agents/failing", "v1")))
+    e = kit.client_error(cdeploy.invoke_raw, rt.arn, kit.new_session_id("fail"), {})
+    code, status, message = kit.error_info(e)
+    assert (code, status) == ("RuntimeClientError", 424), (code, status, message)
+    assert "failing on purpose" in message, message
+
+
 # --------------------------------------------------------------------------------------------
 # Failures: CREATE_FAILED / UPDATE_FAILED with a precise failureReason
 

@@ -197,6 +197,10 @@ static void handle(int fd) {
 int main(int argc, char **argv) {
     g_argc = argc;
     g_argv = argv;
+    if (argc > 1 && strcmp(argv[1], "--fail") == 0) {
+        fprintf(stderr, "static_agent: failing on purpose at start-up\n");
+        return 3;
+    }
     signal(SIGCHLD, SIG_IGN);
     signal(SIGPIPE, SIG_IGN);
     const char *port = getenv("PORT");
