@@ -70,6 +70,13 @@ pub fn plan_run(image: &PreparedImage) -> Result<RunPlan, OciError> {
                 ))
             })?
     };
+    if resolve_in_root(&image.root, &program).is_none() {
+        return Err(OciError::InvalidConfig(format!(
+            "Container image {}: the program {program} of its Entrypoint/Cmd does not exist in \
+             the image",
+            image.digest
+        )));
+    }
     let (uid, gid, home) = user(image)?;
     if !env.iter().any(|(k, _)| k == "HOME") {
         env.push(("HOME".into(), home));
@@ -191,7 +198,7 @@ mod tests {
         assert!(p.env.contains(&("HOME".into(), "/home/app".into())));
         assert_eq!(p.cwd, "/app");
         let mut c = RunConfig {
-            cmd: vec!["/x".into()],
+            cmd: vec!["/usr/bin/agent".into()],
             user: "1000:staff".into(),
             ..Default::default()
         };
@@ -201,6 +208,8 @@ mod tests {
         assert!(plan_run(&image(root, c.clone())).is_err());
         c.user = String::new();
         c.cmd = vec!["missing".into()];
+        assert!(plan_run(&image(root, c.clone())).is_err());
+        c.cmd = vec!["/bin/missing".into()];
         assert!(plan_run(&image(root, c)).is_err());
     }
 }
