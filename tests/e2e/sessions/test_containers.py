@@ -413,3 +413,30 @@ def test_images_no_version_references_are_collected(module_servers, registry, pu
     got = d.invoke(kept.arn, kit.new_session_id("gc"), {})
     assert got["agent"] == "static"
     d.cleanup()
+
+
+def test_version_keeps_its_image_across_a_restart_when_the_tag_moves(
+    module_servers, registry, pusher, image_cache
+):
+    layers = oci.static_image_layers(image_cache)
+
+    def push(var: str) -> oci.Image:
+        img = oci.Image(layers, entrypoint=["/agent"], env=[f"IMG_VAR={var}"])
+        pusher.push_image("agents/moving", "v1", img)
+        return img
+
+    push("first")
+    srv = module_servers.start("oci-restart", ["--registry-map", f"ecr=http://{registry.host}"])
+    d = kit.Deployer(srv, None)
+    rt = d.create(None, artifact=container(oci.ecr_uri("agents/moving", "v1")))
+    assert d.invoke(rt.arn, kit.new_session_id("before"), {})["env"]["IMG_VAR"] == "first"
+    d.cleanup()
+    push("second")  # the tag now names another image
+    srv.stop()
+    srv.start()
+    d = kit.Deployer(srv, None)
+    got = d.invoke(rt.arn, kit.new_session_id("after"), {})
+    assert got["env"]["IMG_VAR"] == "first", "the version keeps the image it was given"
+    rt2 = d.create(None, artifact=container(oci.ecr_uri("agents/moving", "v1")))
+    assert d.invoke(rt2.arn, kit.new_session_id("new"), {})["env"]["IMG_VAR"] == "second"
+    d.cleanup()
