@@ -21,6 +21,27 @@ use tokio::sync::Mutex;
 use crate::registry::{Credential, Target};
 use crate::OciError;
 
+/// A registry that stops sending for this long fails the pull (instead of leaving the version
+/// CREATING forever); a slow but steady transfer of a large layer is fine.
+pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The next frame of a body, or an error when none comes within [`IDLE_TIMEOUT`].
+pub(crate) async fn next_frame(
+    body: &mut Incoming,
+) -> Result<Option<hyper::body::Frame<Bytes>>, OciError> {
+    match tokio::time::timeout(IDLE_TIMEOUT, body.frame()).await {
+        Ok(Some(Ok(f))) => Ok(Some(f)),
+        Ok(Some(Err(e))) => Err(OciError::Unreachable(format!(
+            "reading from the registry: {e}"
+        ))),
+        Ok(None) => Ok(None),
+        Err(_) => Err(OciError::Unreachable(format!(
+            "the registry stopped sending for {} s",
+            IDLE_TIMEOUT.as_secs()
+        ))),
+    }
+}
+
 pub(crate) type Http = Client<HttpConnector, Empty<Bytes>>;
 
 pub(crate) fn http_client() -> Http {
@@ -177,9 +198,17 @@ impl RepoClient {
         let req = req
             .body(Empty::new())
             .map_err(|e| OciError::Registry(format!("{url}: {e}")))?;
-        self.http.request(req).await.map_err(|e| {
-            OciError::Unreachable(format!("{} ({}): {e}", self.target.authority, self.named))
-        })
+        match tokio::time::timeout(IDLE_TIMEOUT, self.http.request(req)).await {
+            Ok(r) => r.map_err(|e| {
+                OciError::Unreachable(format!("{} ({}): {e}", self.target.authority, self.named))
+            }),
+            Err(_) => Err(OciError::Unreachable(format!(
+                "{} ({}): no answer within {} s",
+                self.target.authority,
+                self.named,
+                IDLE_TIMEOUT.as_secs()
+            ))),
+        }
     }
 
     /// The `Authorization` header answering a 401 challenge.
@@ -319,8 +348,7 @@ pub(crate) async fn read_limited(
 ) -> Result<Vec<u8>, OciError> {
     let mut body = resp.into_body();
     let mut out = Vec::new();
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| OciError::Unreachable(format!("reading an answer: {e}")))?;
+    while let Some(frame) = next_frame(&mut body).await? {
         if let Ok(data) = frame.into_data() {
             if out.len() + data.len() > limit {
                 return Err(OciError::TooLarge(format!(

@@ -9,11 +9,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::{Duration, SystemTime};
 
-use http_body_util::BodyExt;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::client::{http_client, read_limited, Http, RepoClient, MANIFEST_ACCEPT};
+use crate::client::{http_client, next_frame, read_limited, Http, RepoClient, MANIFEST_ACCEPT};
 use crate::platform::{host_arch, Emulation, Platform};
 use crate::reference::Reference;
 use crate::registry::{Credentials, RegistryMap};
@@ -518,10 +517,10 @@ impl ImageStore {
         let max = if d.size > 0 { d.size } else { limit };
         let mut body = resp.into_body();
         let result: Result<(), OciError> = async {
-            while let Some(frame) = body.frame().await {
-                let frame = frame.map_err(|e| {
-                    OciError::Unreachable(format!("{named}: reading blob {}: {e}", d.digest))
-                })?;
+            while let Some(frame) = next_frame(&mut body)
+                .await
+                .map_err(|e| OciError::Unreachable(format!("{named}: blob {}: {e}", d.digest)))?
+            {
                 if let Ok(data) = frame.into_data() {
                     n += data.len() as u64;
                     if n > max {
