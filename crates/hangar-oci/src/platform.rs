@@ -173,7 +173,7 @@ mod tests {
         } else {
             "arm64"
         };
-        let entries = vec![
+        let entries = [
             p("unknown", "unknown"),
             p(foreign, "linux"),
             p(host_arch(), "linux"),
