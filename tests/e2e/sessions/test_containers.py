@@ -151,6 +151,27 @@ def test_isolation_as_for_code_artifacts(cdeploy, static_repo):
     assert len(host_uids) >= 2, host_uids
 
 
+def test_memory_limit_applies_to_container_sessions(module_servers, registry, static_repo):
+    srv = module_servers.start(
+        "oci-limited", ["--registry-map", f"ecr=http://{registry.host}", "--session-memory-mib", "64"]
+    )
+    d = kit.Deployer(srv, None)
+    rt = d.create(None, artifact=container(oci.ecr_uri("agents/static", "v1")))
+    bystander, hog = kit.new_session_id("by"), kit.new_session_id("hog")
+    assert d.invoke(rt.arn, bystander, {})["agent"] == "static"
+    e = kit.client_error(d.invoke_raw, rt.arn, hog, {"hog": True})
+    assert kit.error_info(e)[:2] == ("RuntimeClientError", 424), e.response
+    steps = [
+        int(line.split()[2])
+        for line in kit.session_logs(d.url, rt.rid, hog)["stderr"].splitlines()
+        if line.startswith("static_agent allocated")
+    ]
+    assert steps and max(steps) <= 64, steps[-3:]
+    assert d.invoke(rt.arn, bystander, {})["agent"] == "static", "the bystander carries on"
+    assert d.invoke(rt.arn, kit.new_session_id("after"), {})["agent"] == "static"
+    d.cleanup()
+
+
 def test_update_to_new_tag_and_pinned_endpoint_keeps_old_image(cdeploy, static_repo):
     rt = cdeploy.create(None, artifact=container(oci.ecr_uri("agents/static", "v1")))
     cdeploy.cp.create_agent_runtime_endpoint(

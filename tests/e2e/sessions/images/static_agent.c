@@ -4,7 +4,8 @@
  *   GET  /ping         -> {"status":"Healthy",...}
  *   POST /invocations  -> a JSON report of what the process sees (ids, cwd, argv, selected
  *                         environment, isolation probes); with "stream" in the body, Server-Sent
- *                         Events (5 events, 100 ms apart) instead.
+ *                         Events (5 events, 100 ms apart) instead; with "hog", memory is
+ *                         allocated until the sandbox's limit kills the handling process.
  * One forked child per connection, so /ping is answered while a stream is running.
  */
 #include <errno.h>
@@ -178,7 +179,16 @@ static void handle(int fd) {
                  strlen(msg), msg);
         put(fd, out);
     } else if (strncmp(req, "POST /invocations", 17) == 0) {
-        if (strstr(body, "\"stream\"")) {
+        if (strstr(body, "\"hog\"")) {
+            /* Allocate and touch memory until the sandbox's limit stops this process. */
+            for (int mib = 4; mib <= 1024; mib += 4) {
+                char *p = malloc(4 << 20);
+                if (!p) break;
+                memset(p, 1, 4 << 20);
+                fprintf(stderr, "static_agent allocated %d MiB\n", mib);
+            }
+            report(fd, "hog survived");
+        } else if (strstr(body, "\"stream\"")) {
             put(fd, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n");
             for (int i = 0; i < 5; i++) {
                 char ev[128];
