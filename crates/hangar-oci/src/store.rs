@@ -277,7 +277,7 @@ impl ImageStore {
     }
 
     fn finish(&self, reference: &Reference, meta: ImageMeta) -> Result<PreparedImage, OciError> {
-        let emulation = if meta.architecture == host_arch() {
+        let emulation = if native(&meta.architecture) {
             None
         } else {
             Some(
@@ -392,7 +392,7 @@ impl ImageStore {
             )));
         }
         // Say so before downloading layers that could not run.
-        if config.architecture != host_arch()
+        if !native(&config.architecture)
             && Emulation::find(&self.cfg.binfmt_dir, &config.architecture).is_none()
         {
             return Err(crate::platform::arch_error(
@@ -633,6 +633,11 @@ impl ImageStore {
         }
         pins.values().cloned().collect()
     }
+}
+
+/// An image config without an architecture (some build tools omit it) is taken as native.
+fn native(arch: &str) -> bool {
+    arch.is_empty() || arch == host_arch()
 }
 
 fn parse_manifest(bytes: &[u8], named: &str) -> Result<Manifest, OciError> {
