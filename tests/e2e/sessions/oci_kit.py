@@ -477,14 +477,15 @@ def static_agent(cache: Path) -> bytes:
 
 
 def static_image_layers(cache: Path, marker: str = "") -> list[bytes]:
-    """/agent, /etc/passwd (user `runner` 4242) and an empty /work; `marker` makes a distinct
+    """/agent, /etc/passwd (user `runner` 4242) and an empty /home/runner; `marker` makes a distinct
     layer when a test needs one of its own."""
     entries = [
         Entry("agent", static_agent(cache), 0o755),
         Entry("etc/", kind=tarfile.DIRTYPE, mode=0o755),
-        Entry("etc/passwd", b"root:x:0:0:root:/root:/agent\nrunner:x:4242:4343::/work:/agent\n"),
+        Entry("etc/passwd", b"root:x:0:0:root:/root:/agent\nrunner:x:4242:4343::/home/runner:/agent\n"),
         Entry("etc/group", b"root:x:0:\nrunners:x:4343:\n"),
-        Entry("work/", kind=tarfile.DIRTYPE, mode=0o755),
+        Entry("home/", kind=tarfile.DIRTYPE, mode=0o755),
+        Entry("home/runner/", kind=tarfile.DIRTYPE, mode=0o755),
         Entry("tmp/", kind=tarfile.DIRTYPE, mode=0o1777),
     ]
     if marker:

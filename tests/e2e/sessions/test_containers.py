@@ -67,7 +67,7 @@ def static_repo(pusher, image_cache):
             entrypoint=["/agent"],
             cmd=["--tag", tag],
             env=["PATH=/bin:/", f"IMG_VAR={var}", "IMG_OVERRIDE=from-image"],
-            working_dir="/work",
+            working_dir="/home/runner",
             user="4242:4343",
         )
         pusher.push_image("agents/static", tag, img)
@@ -100,14 +100,14 @@ def test_static_image_ready_invoke_and_image_config(cdeploy, static_repo):
     assert json.loads(got["body"]) == {"prompt": "hi"}
     # Entrypoint + Cmd, WorkingDir, User (inside the sandbox's user namespace).
     assert got["argv"] == ["/agent", "--tag", "v1"]
-    assert got["cwd"] == "/work"
+    assert got["cwd"] == "/home/runner"
     assert (got["uid"], got["gid"], got["euid"]) == (4242, 4343, 4242)
     env = got["env"]
     assert env["IMG_VAR"] == "one", "the image's Env"
     assert env["PATH"] == "/bin:/"
     assert env["RT_VAR"] == "from-runtime", "the runtime's environmentVariables"
     assert env["IMG_OVERRIDE"] == "from-runtime", "runtime variables win over the image's"
-    assert env["HOME"] == "/work", "HOME from the image's /etc/passwd entry for the user"
+    assert env["HOME"] == "/home/runner", "HOME from the image's /etc/passwd entry for the user"
     assert env["AWS_REGION"] == kit.REGION
     assert env["AGENTCORE_RUNTIME_URL"].startswith("http://")
 
