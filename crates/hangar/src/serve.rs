@@ -65,6 +65,10 @@ pub struct ServeArgs {
     /// exchanged for a bearer token when the registry asks).
     #[arg(long, env = "HANGAR_REGISTRY_CONFIG")]
     registry_config: Option<PathBuf>,
+    /// Largest container image accepted (sum of its compressed layers and config), in bytes.
+    /// AgentCore's limit is 2 GB.
+    #[arg(long, default_value_t = 2_000_000_000)]
+    image_max_bytes: u64,
     /// How often container images no version references any more are removed, in seconds.
     #[arg(long, default_value_t = 600)]
     image_gc_interval_secs: u64,
@@ -264,6 +268,7 @@ fn image_store(
     };
     let mut config = hangar_oci::ImageStoreConfig::new(dir);
     config.gc_grace = std::time::Duration::from_secs(args.image_gc_grace_secs);
+    config.max_image_bytes = args.image_max_bytes;
     for rule in &args.registry_map {
         config.map.rules.push(
             hangar_oci::MapRule::parse(rule).with_context(|| format!("--registry-map {rule}"))?,

@@ -289,6 +289,14 @@ def test_foreign_architecture_without_emulator(cdeploy, pusher, image_cache):
     assert "binfmt" in reason and "--platform" in reason, reason
 
 
+def test_too_large_image(module_servers, registry, static_repo):
+    srv = module_servers.start(
+        "oci-small", ["--registry-map", f"ecr=http://{registry.host}", "--image-max-bytes", "100000"]
+    )
+    reason = failure_reason(kit.Deployer(srv, None), oci.ecr_uri("agents/static", "v1"))
+    assert "too large" in reason and "2 GB" in reason, reason
+
+
 def test_image_without_program_fails_at_create(cdeploy, pusher, image_cache):
     img = oci.Image(oci.static_image_layers(image_cache), cmd=["not-there"])
     pusher.push_image("agents/noprog", "v1", img)
