@@ -57,6 +57,10 @@ pub(crate) enum Handler {
     InvokeAgentRuntime,
     /// Ends an agent session.
     StopRuntimeSession,
+    /// An A2A agent's card, fetched inside a session.
+    GetAgentCard,
+    /// A command run inside a session, its output as an event stream.
+    InvokeAgentRuntimeCommand,
     /// Modelled, routed, but not served yet.
     NotYetSupported,
 }
@@ -75,6 +79,8 @@ fn handler_for(def: &OperationDef) -> Handler {
         (Service::Control, _) => Handler::Control,
         (Service::Data, Operation::InvokeAgentRuntime) => Handler::InvokeAgentRuntime,
         (Service::Data, Operation::StopRuntimeSession) => Handler::StopRuntimeSession,
+        (Service::Data, Operation::GetAgentCard) => Handler::GetAgentCard,
+        (Service::Data, Operation::InvokeAgentRuntimeCommand) => Handler::InvokeAgentRuntimeCommand,
         (Service::Data, _) => Handler::NotYetSupported,
     }
 }
