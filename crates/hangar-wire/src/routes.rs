@@ -405,6 +405,46 @@ mod tests {
     }
 
     #[test]
+    fn the_runtime_data_plane_operations_have_their_handlers() {
+        let table = RouteTable::model();
+        let arn =
+            "arn%3Aaws%3Abedrock-agentcore%3Aus-east-1%3A123456789012%3Aruntime%2Fa-1234567890";
+        for (method, path, handler) in [
+            (
+                "POST",
+                format!("/runtimes/{arn}/invocations"),
+                Handler::InvokeAgentRuntime,
+            ),
+            // The URL the A2A helper advertises (AGENTCORE_RUNTIME_URL) ends in a slash.
+            (
+                "POST",
+                format!("/runtimes/{arn}/invocations/"),
+                Handler::InvokeAgentRuntime,
+            ),
+            (
+                "GET",
+                format!("/runtimes/{arn}/invocations/.well-known/agent-card.json"),
+                Handler::GetAgentCard,
+            ),
+            (
+                "POST",
+                format!("/runtimes/{arn}/commands"),
+                Handler::InvokeAgentRuntimeCommand,
+            ),
+            (
+                "POST",
+                format!("/runtimes/{arn}/stopruntimesession"),
+                Handler::StopRuntimeSession,
+            ),
+        ] {
+            let m = table
+                .find(method, &path)
+                .unwrap_or_else(|| panic!("{method} {path}"));
+            assert_eq!(m.target.handler, handler, "{method} {path}");
+        }
+    }
+
+    #[test]
     fn the_model_table_has_no_ambiguous_routes() {
         // Two operations with the same method and the same literal/label shape would make
         // matching depend on table order; the model must not contain any.
