@@ -372,6 +372,22 @@ def test_agui_over_websocket_and_a_close_mid_stream(deploy, sessions_server):
     assert kit.read_sse(resp["response"])[-1][1]["type"] == "RUN_FINISHED"
 
 
+def test_agui_on_a_custom_port_over_sse_and_websocket(deploy, sessions_server):
+    config = {"protocolConfiguration": {"serverProtocol": "AGUI", "port": 9300}}
+    rt = deploy.create("agui_events", extra=config, env={"PORT": "9300"})
+    sid = kit.new_session_id("aguiport")
+    resp = deploy.invoke_raw(rt.arn, sid, run_input("custom port"), accept="text/event-stream")
+    assert kit.read_sse(resp["response"])[-1][1]["type"] == "RUN_FINISHED"
+    url = ws_url(sessions_server.url, rt.arn)
+
+    async def ws_run():
+        async with websockets.connect(url, additional_headers=ws_headers(url, sid)) as ws:
+            await ws.send(json.dumps(run_input("ws")))
+            return [ws_event(m) async for m in ws]
+
+    assert asyncio.run(ws_run())[-1]["type"] == "RUN_FINISHED"
+
+
 # ---------------------------------------------------------------------------------------------
 # Wrong protocol, bad agents, oversize payloads
 
