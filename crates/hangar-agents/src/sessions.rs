@@ -466,8 +466,8 @@ impl SessionManager {
         })
     }
 
-    /// The protocol a request to `runtime` through `qualifier` meets: the live session's if
-    /// there is one, else the endpoint's live version's.
+    /// The protocol of the version live on the endpoint: checked before a session is started
+    /// for a request only some protocols serve.
     async fn protocol(&self, runtime_id: &str, qualifier: Option<&str>) -> Result<Protocol, Error> {
         let (_, version) = self
             .inner

@@ -631,7 +631,12 @@ async fn warm(a: WarmArgs) -> Result<Map<String, Value>> {
         );
     }
     // A JSON-RPC error still answers 200: an MCP run must see a tool result.
-    let mcp_result = |body: &Bytes| !a.mcp || body.windows(9).any(|w| w == b"\"result\"");
+    let mcp_result = |body: &Bytes| {
+        !a.mcp || {
+            const RESULT: &[u8] = b"\"result\"";
+            body.windows(RESULT.len()).any(|w| w == RESULT)
+        }
+    };
     if !mcp_result(&first.body) {
         bail!(
             "first MCP call has no result: {}",
