@@ -11,10 +11,36 @@ use serde_json::Value;
 
 use crate::provisioner::Artifact;
 
+/// `protocolConfiguration.serverProtocol`: what the agent speaks on its port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    Http,
+    Mcp,
+    A2a,
+    Agui,
+}
+
+impl Protocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Http => "HTTP",
+            Protocol::Mcp => "MCP",
+            Protocol::A2a => "A2A",
+            Protocol::Agui => "AGUI",
+        }
+    }
+
+    /// Only HTTP and AG-UI agents serve `/ws` (contract §A.1).
+    pub fn has_websocket(self) -> bool {
+        matches!(self, Protocol::Http | Protocol::Agui)
+    }
+}
+
 /// The port and path the agent serves invocations on, per protocol (contract §A.1), with the
 /// runtime's `protocolConfiguration` overrides.
 #[derive(Debug, Clone)]
 pub(crate) struct Endpoint {
+    pub protocol: Protocol,
     pub port: u16,
     pub path: String,
 }
@@ -25,12 +51,14 @@ pub(crate) fn endpoint(version: &RuntimeVersionRecord) -> Endpoint {
         .and_then(|p| p.get("serverProtocol"))
         .and_then(Value::as_str)
         .unwrap_or("HTTP");
-    let (default_port, default_path) = match protocol {
-        "MCP" => (8000, "/mcp"),
-        "A2A" => (9000, "/"),
-        _ => (8080, "/invocations"),
+    let (protocol, default_port, default_path) = match protocol {
+        "MCP" => (Protocol::Mcp, 8000, "/mcp"),
+        "A2A" => (Protocol::A2a, 9000, "/"),
+        "AGUI" => (Protocol::Agui, 8080, "/invocations"),
+        _ => (Protocol::Http, 8080, "/invocations"),
     };
     Endpoint {
+        protocol,
         port: protocol_config
             .and_then(|p| p.get("port"))
             .and_then(Value::as_u64)
@@ -172,4 +200,54 @@ fn runtime_contract(
         Some(_) => NetworkMode::None,
     };
     spec.limits = ctx.limits;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn version(config: Value) -> RuntimeVersionRecord {
+        RuntimeVersionRecord {
+            runtime_id: "r-0123456789".into(),
+            runtime_name: "r".into(),
+            runtime_arn: "arn".into(),
+            version: 1,
+            status: hangar_domain::records::Status::Ready,
+            failure_reason: None,
+            created_at: hangar_model::Timestamp::now(),
+            last_updated_at: hangar_model::Timestamp::now(),
+            config: match config {
+                Value::Object(map) => map,
+                _ => unreachable!(),
+            },
+        }
+    }
+
+    #[test]
+    fn each_protocol_has_its_contract_port_and_path_unless_overridden() {
+        let cases = [
+            (None, Protocol::Http, 8080, "/invocations"),
+            (Some("HTTP"), Protocol::Http, 8080, "/invocations"),
+            (Some("MCP"), Protocol::Mcp, 8000, "/mcp"),
+            (Some("A2A"), Protocol::A2a, 9000, "/"),
+            (Some("AGUI"), Protocol::Agui, 8080, "/invocations"),
+        ];
+        for (name, protocol, port, path) in cases {
+            let config = match name {
+                Some(n) => serde_json::json!({"protocolConfiguration": {"serverProtocol": n}}),
+                None => serde_json::json!({}),
+            };
+            let e = endpoint(&version(config));
+            assert_eq!(
+                (e.protocol, e.port, e.path.as_str()),
+                (protocol, port, path)
+            );
+        }
+        let e = endpoint(&version(serde_json::json!({"protocolConfiguration": {
+            "serverProtocol": "MCP", "port": 9100, "path": "/custom/mcp"}})));
+        assert_eq!(
+            (e.protocol, e.port, e.path.as_str()),
+            (Protocol::Mcp, 9100, "/custom/mcp")
+        );
+    }
 }

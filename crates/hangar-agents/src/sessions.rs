@@ -19,11 +19,12 @@ use hyper::body::{Body, Frame, Incoming};
 use serde::Serialize;
 use tracing::Instrument;
 
-use crate::launch::{self, Endpoint, LaunchContext};
+use crate::launch::{self, Endpoint, LaunchContext, Protocol};
 use crate::provisioner::AgentProvisioner;
 use crate::proxy::{self, AgentClient, Invocation, InvocationResponse};
 
 pub const SESSION_HEADER: &str = "x-amzn-bedrock-agentcore-runtime-session-id";
+pub(crate) const MCP_SESSION_HEADER: &str = "mcp-session-id";
 const REQUEST_ID_HEADER: &str = "x-amzn-bedrock-agentcore-runtime-request-id";
 /// AgentCore's limit for a synchronous invocation to start answering.
 const SYNC_REQUEST_TIMEOUT: Duration = Duration::from_secs(15 * 60);
@@ -93,6 +94,11 @@ struct AgentSession {
     lifecycle: Lifecycle,
     /// `requestHeaderConfiguration.requestHeaderAllowlist` of the session's version.
     header_allowlist: Vec<String>,
+    /// The agent's environment, which commands run in the session get too.
+    env: Vec<(String, String)>,
+    /// `Mcp-Session-Id`s a stateful MCP server issued in this session (keys of
+    /// `Inner::mcp_aliases`, dropped with the session).
+    mcp_aliases: Mutex<Vec<String>>,
 }
 
 impl AgentSession {
@@ -124,6 +130,9 @@ struct Inner {
     backend: Arc<dyn SandboxBackend>,
     config: SessionsConfig,
     sessions: Mutex<HashMap<SessionKey, Arc<Slot>>>,
+    /// (runtime id, `Mcp-Session-Id` a stateful MCP server issued) → the runtime session id
+    /// whose sandbox issued it, so that the server's own ids route to it.
+    mcp_aliases: Mutex<HashMap<SessionKey, String>>,
     ended: Mutex<VecDeque<(SessionKey, SessionLogs)>>,
 }
 
@@ -148,6 +157,7 @@ impl SessionManager {
             backend,
             config,
             sessions: Mutex::new(HashMap::new()),
+            mcp_aliases: Mutex::new(HashMap::new()),
             ended: Mutex::new(VecDeque::new()),
         });
         tokio::spawn(reaper(Arc::downgrade(&inner)));
@@ -161,10 +171,23 @@ impl SessionManager {
         let runtime_id = inner
             .control
             .runtime_id_from_ref(&invocation.runtime, None)?;
-        let session_id = invocation
-            .session_id
-            .clone()
-            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        // MCP sessions route by `Mcp-Session-Id` (contract §A.4): a server-issued id routes to
+        // the sandbox that issued it; any other id names the session itself (the platform's
+        // own, generated for stateless servers). The MCP header wins over the runtime session
+        // header, which SDKs fill with a fresh uuid on every call.
+        let mcp_id = invocation
+            .headers
+            .get(MCP_SESSION_HEADER)
+            .and_then(|v| v.to_str().ok());
+        let session_id = match mcp_id {
+            Some(mcp) => inner
+                .mcp_alias(&runtime_id, mcp)
+                .unwrap_or_else(|| mcp.to_owned()),
+            None => invocation
+                .session_id
+                .clone()
+                .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+        };
         let span =
             tracing::info_span!("invoke", runtime_id = %runtime_id, session_id = %session_id);
         async move {
@@ -176,6 +199,15 @@ impl SessionManager {
                 proxy::forwarded_headers(&invocation.headers, &session.header_allowlist);
             headers.insert(SESSION_HEADER, header_value(&session_id));
             headers.insert(REQUEST_ID_HEADER, header_value(&invocation.request_id));
+            let mcp = session.endpoint.protocol == Protocol::Mcp;
+            // A stateless MCP server is handed the platform's id; an `initialize` goes without
+            // one, so that a stateful server issues its own instead of refusing an unknown id.
+            if mcp
+                && !headers.contains_key(MCP_SESSION_HEADER)
+                && !is_mcp_initialize(&invocation.payload)
+            {
+                headers.insert(MCP_SESSION_HEADER, header_value(&session_id));
+            }
             let request = proxy::build_request(
                 session.endpoint.port,
                 &session.endpoint.path,
@@ -208,7 +240,22 @@ impl SessionManager {
                     String::from_utf8_lossy(&body)
                 )));
             }
-            let (parts, body) = response.into_parts();
+            let (mut parts, body) = response.into_parts();
+            if mcp {
+                match parts
+                    .headers
+                    .get(MCP_SESSION_HEADER)
+                    .and_then(|v| v.to_str().ok())
+                {
+                    Some(issued) if issued != session_id => inner.add_mcp_alias(&session, issued),
+                    Some(_) => {}
+                    None => {
+                        parts
+                            .headers
+                            .insert(MCP_SESSION_HEADER, header_value(&session_id));
+                    }
+                }
+            }
             Ok(InvocationResponse {
                 session_id: session_id.clone(),
                 response: Response::from_parts(
@@ -234,6 +281,13 @@ impl SessionManager {
         session_id: Option<String>,
     ) -> Result<SessionStream, Error> {
         let runtime_id = self.inner.control.runtime_id_from_ref(runtime, None)?;
+        let protocol = self.protocol(&runtime_id, qualifier).await?;
+        if !protocol.has_websocket() {
+            return Err(wrong_protocol(
+                "The /ws WebSocket is served by HTTP and AGUI runtimes only",
+                protocol,
+            ));
+        }
         let session_id = session_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let session = self.session(&runtime_id, qualifier, &session_id).await?;
         let guard = ActivityGuard::new(session.clone());
@@ -248,6 +302,179 @@ impl SessionManager {
             stream,
             _guard: guard,
         })
+    }
+
+    /// GetAgentCard: the A2A agent's `/.well-known/agent-card.json`, fetched inside a session
+    /// (started if needed) under the runtime's invocation path.
+    pub async fn agent_card(
+        &self,
+        runtime: &str,
+        qualifier: Option<&str>,
+        session_id: Option<String>,
+    ) -> Result<AgentCard, Error> {
+        let runtime_id = self.inner.control.runtime_id_from_ref(runtime, None)?;
+        let protocol = self.protocol(&runtime_id, qualifier).await?;
+        if protocol != Protocol::A2a {
+            return Err(wrong_protocol(
+                "GetAgentCard is served by A2A runtimes only",
+                protocol,
+            ));
+        }
+        let session_id = session_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let span =
+            tracing::info_span!("agent_card", runtime_id = %runtime_id, session_id = %session_id);
+        async {
+            let session = self.session(&runtime_id, qualifier, &session_id).await?;
+            let _guard = ActivityGuard::new(session.clone());
+            let url = format!(
+                "http://127.0.0.1:{}{}/.well-known/agent-card.json",
+                session.endpoint.port,
+                session.endpoint.path.trim_end_matches('/')
+            );
+            let request = http::Request::get(url)
+                .header(SESSION_HEADER, header_value(&session_id))
+                .header(http::header::ACCEPT, "application/json")
+                .body(http_body_util::Full::new(Bytes::new()))
+                .map_err(|e| Error::Internal(format!("building the agent card request: {e}")))?;
+            let response = match tokio::time::timeout(
+                Duration::from_secs(60),
+                session.client.request(request),
+            )
+            .await
+            {
+                Ok(Ok(response)) => response,
+                Ok(Err(e)) => {
+                    return Err(unreachable_agent(&self.inner, &session, &e.to_string()).await)
+                }
+                Err(_) => {
+                    return Err(Error::RuntimeClient(
+                        "The agent did not serve its agent card within 60 s".into(),
+                    ))
+                }
+            };
+            let status = response.status();
+            let body = read_prefix(response.into_body(), MAX_AGENT_CARD_BYTES + 1).await;
+            if !status.is_success() {
+                return Err(Error::RuntimeClient(format!(
+                    "The agent answered HTTP {} for /.well-known/agent-card.json: {}",
+                    status.as_u16(),
+                    String::from_utf8_lossy(&body[..body.len().min(4096)])
+                )));
+            }
+            if body.len() > MAX_AGENT_CARD_BYTES {
+                return Err(Error::RuntimeClient(format!(
+                    "The agent's card exceeds {MAX_AGENT_CARD_BYTES} bytes"
+                )));
+            }
+            let card = serde_json::from_slice::<serde_json::Value>(&body)
+                .ok()
+                .filter(serde_json::Value::is_object)
+                .ok_or_else(|| {
+                    Error::RuntimeClient(format!(
+                        "The agent's card is not a JSON object: {}",
+                        String::from_utf8_lossy(&body[..body.len().min(512)])
+                    ))
+                })?;
+            Ok(AgentCard {
+                session_id: session_id.clone(),
+                card,
+            })
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// InvokeAgentRuntimeCommand: runs `sh -c command` inside the session's sandbox (started
+    /// if needed) with the agent's environment, in its code directory; the output arrives as
+    /// [`CommandEvent`]s while it runs. The session counts as active until the command ends;
+    /// a command still running at `timeout`, or whose caller went away, is killed.
+    pub async fn command(
+        &self,
+        runtime: &str,
+        qualifier: Option<&str>,
+        session_id: Option<String>,
+        command: String,
+        timeout: Duration,
+    ) -> Result<CommandRun, Error> {
+        let runtime_id = self.inner.control.runtime_id_from_ref(runtime, None)?;
+        let session_id = session_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let span =
+            tracing::info_span!("command", runtime_id = %runtime_id, session_id = %session_id);
+        let session = self
+            .session(&runtime_id, qualifier, &session_id)
+            .instrument(span.clone())
+            .await?;
+        let guard = ActivityGuard::new(session.clone());
+        let mut request = hangar_sandbox::ExecRequest::new("/bin/sh").args(["-c", &command]);
+        request.env = session.env.clone();
+        request.cwd = hangar_artifacts::SANDBOX_CODE_DIR.into();
+        let mut process = session.sandbox.exec(request).await.map_err(|e| {
+            Error::RuntimeClient(format!(
+                "The command could not be started in the session: {e}"
+            ))
+        })?;
+        let (tx, rx) = tokio::sync::mpsc::channel(32);
+        tokio::spawn(
+            async move {
+                let _guard = guard;
+                if tx.send(CommandEvent::Started).await.is_err() {
+                    return;
+                }
+                let stdout = process.stdout.take();
+                let stderr = process.stderr.take();
+                let run = async {
+                    tokio::join!(
+                        relay_output(stdout, &tx, CommandEvent::Stdout),
+                        relay_output(stderr, &tx, CommandEvent::Stderr)
+                    );
+                };
+                let timed_out = tokio::select! {
+                    finished = tokio::time::timeout(timeout, run) => finished.is_err(),
+                    _ = tx.closed() => {
+                        tracing::info!("the caller went away; killing the command");
+                        let _ = process.start_kill();
+                        let _ = process.wait().await;
+                        return;
+                    }
+                };
+                if timed_out {
+                    let _ = process.start_kill();
+                }
+                let exit_code = match process.wait().await {
+                    Ok(exit) => exit
+                        .code
+                        .or(exit.signal.map(|signal| 128 + signal))
+                        .unwrap_or(-1),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not wait for the command");
+                        -1
+                    }
+                };
+                tracing::info!(exit_code, timed_out, "command ended");
+                let _ = tx
+                    .send(CommandEvent::Finished {
+                        exit_code,
+                        timed_out,
+                    })
+                    .await;
+            }
+            .instrument(span),
+        );
+        Ok(CommandRun {
+            session_id,
+            events: rx,
+        })
+    }
+
+    /// The protocol of the version live on the endpoint: checked before a session is started
+    /// for a request only some protocols serve.
+    async fn protocol(&self, runtime_id: &str, qualifier: Option<&str>) -> Result<Protocol, Error> {
+        let (_, version) = self
+            .inner
+            .control
+            .invocation_target(runtime_id, qualifier)
+            .await?;
+        Ok(launch::endpoint(&version).protocol)
     }
 
     /// StopRuntimeSession.
@@ -420,6 +647,7 @@ impl Inner {
             },
         )
         .map_err(Error::RuntimeClient)?;
+        let env = spec.env.clone();
         let sandbox: Arc<dyn Sandbox> = Arc::from(match self.backend.spawn(spec.clone()).await {
             Ok(sandbox) => sandbox,
             Err(first) => {
@@ -457,6 +685,8 @@ impl Inner {
                         .collect()
                 })
                 .unwrap_or_default(),
+            env,
+            mcp_aliases: Mutex::new(Vec::new()),
         });
         if let Err(e) = self.wait_healthy(&session).await {
             let key = (session.runtime_id.clone(), session.session_id.clone());
@@ -506,6 +736,31 @@ impl Inner {
         }
     }
 
+    fn mcp_alias(&self, runtime_id: &str, mcp_session_id: &str) -> Option<String> {
+        self.mcp_aliases
+            .lock()
+            .expect("poisoned")
+            .get(&(runtime_id.to_owned(), mcp_session_id.to_owned()))
+            .cloned()
+    }
+
+    /// Routes a stateful MCP server's own session id to the session that issued it.
+    fn add_mcp_alias(&self, session: &AgentSession, issued: &str) {
+        let key = (session.runtime_id.clone(), issued.to_owned());
+        let mut aliases = self.mcp_aliases.lock().expect("poisoned");
+        if aliases.insert(key, session.session_id.clone()).is_none() {
+            session
+                .mcp_aliases
+                .lock()
+                .expect("poisoned")
+                .push(issued.to_owned());
+            tracing::debug!(
+                mcp_session_id = issued,
+                "MCP server issued its own session id"
+            );
+        }
+    }
+
     fn forget_slot(&self, key: &SessionKey, slot: &Arc<Slot>) {
         let mut sessions = self.sessions.lock().expect("poisoned");
         if sessions.get(key).is_some_and(|s| Arc::ptr_eq(s, slot)) {
@@ -529,6 +784,13 @@ impl Inner {
             return false;
         };
         tracing::info!(runtime_id = %key.0, session_id = %key.1, why, "session ended");
+        {
+            let issued = std::mem::take(&mut *session.mcp_aliases.lock().expect("poisoned"));
+            let mut aliases = self.mcp_aliases.lock().expect("poisoned");
+            for id in issued {
+                aliases.remove(&(key.0.clone(), id));
+            }
+        }
         self.remember_logs(key.clone(), session.logs());
         if let Err(e) = session.sandbox.kill().await {
             tracing::warn!(runtime_id = %key.0, session_id = %key.1, error = %e, "could not kill the session sandbox");
@@ -608,6 +870,115 @@ async fn unreachable_agent(inner: &Inner, session: &AgentSession, error: &str) -
         inner.end(&key, "agent exited").await;
     }
     Error::RuntimeClient(message)
+}
+
+/// The largest agent card GetAgentCard passes on.
+const MAX_AGENT_CARD_BYTES: usize = 1024 * 1024;
+/// The most one output event of a command carries.
+const COMMAND_CHUNK_BYTES: usize = 64 * 1024;
+
+/// GetAgentCard's answer.
+#[derive(Debug)]
+pub struct AgentCard {
+    pub session_id: String,
+    pub card: serde_json::Value,
+}
+
+/// What a command run in a session reports, in order: `Started`, output as it comes,
+/// `Finished`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CommandEvent {
+    Started,
+    Stdout(String),
+    Stderr(String),
+    Finished { exit_code: i32, timed_out: bool },
+}
+
+/// A command running in a session; see [`SessionManager::command`]. Dropping `events` kills
+/// the command.
+pub struct CommandRun {
+    pub session_id: String,
+    pub events: tokio::sync::mpsc::Receiver<CommandEvent>,
+}
+
+/// The error for a request the runtime's protocol does not serve.
+fn wrong_protocol(what: &str, protocol: Protocol) -> Error {
+    Error::Validation {
+        message: format!(
+            "{what}; this runtime's serverProtocol is {}.",
+            protocol.as_str()
+        ),
+        reason: hangar_domain::ValidationReason::FieldValidationFailed,
+        fields: Vec::new(),
+    }
+}
+
+/// Whether an MCP request body is (or, in a batch, contains) an `initialize` request. The
+/// cheap substring test spares parsing every other request.
+fn is_mcp_initialize(payload: &[u8]) -> bool {
+    const NEEDLE: &[u8] = b"\"initialize\"";
+    if !payload.windows(NEEDLE.len()).any(|w| w == NEEDLE) {
+        return false;
+    }
+    let is_init =
+        |v: &serde_json::Value| v.get("method").and_then(|m| m.as_str()) == Some("initialize");
+    match serde_json::from_slice::<serde_json::Value>(payload) {
+        Ok(serde_json::Value::Array(batch)) => batch.iter().any(is_init),
+        Ok(v) => is_init(&v),
+        Err(_) => false,
+    }
+}
+
+/// Forwards one output stream of a command as events of at most [`COMMAND_CHUNK_BYTES`], as
+/// UTF-8 (a character split across reads is held back for the next event; invalid bytes are
+/// replaced). Stops early when the receiver is gone.
+async fn relay_output(
+    reader: Option<Box<dyn tokio::io::AsyncRead + Send + Unpin>>,
+    tx: &tokio::sync::mpsc::Sender<CommandEvent>,
+    event: fn(String) -> CommandEvent,
+) {
+    use tokio::io::AsyncReadExt;
+    let Some(mut reader) = reader else { return };
+    let mut buf = vec![0u8; COMMAND_CHUNK_BYTES];
+    let mut pending: Vec<u8> = Vec::new();
+    loop {
+        let n = match reader.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        pending.extend_from_slice(&buf[..n]);
+        let text = take_utf8(&mut pending);
+        if !text.is_empty() && tx.send(event(text)).await.is_err() {
+            return;
+        }
+    }
+    if !pending.is_empty() {
+        let _ = tx
+            .send(event(String::from_utf8_lossy(&pending).into_owned()))
+            .await;
+    }
+}
+
+/// Takes the longest prefix of `bytes` that can be decoded now, leaving an incomplete
+/// trailing character in place.
+fn take_utf8(bytes: &mut Vec<u8>) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => {
+            let s = s.to_owned();
+            bytes.clear();
+            s
+        }
+        Err(e) if e.error_len().is_none() => {
+            let rest = bytes.split_off(e.valid_up_to());
+            let s = String::from_utf8(std::mem::replace(bytes, rest)).expect("valid prefix");
+            s
+        }
+        Err(_) => {
+            let s = String::from_utf8_lossy(bytes).into_owned();
+            bytes.clear();
+            s
+        }
+    }
 }
 
 fn header_value(s: &str) -> HeaderValue {
@@ -699,5 +1070,35 @@ impl Body for GuardedBody {
 
     fn size_hint(&self) -> hyper::body::SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utf8_split_across_reads_is_held_back() {
+        let mut pending = "aé".as_bytes().to_vec();
+        let last = pending.pop().unwrap();
+        assert_eq!(take_utf8(&mut pending), "a");
+        assert_eq!(pending.len(), 1);
+        pending.push(last);
+        assert_eq!(take_utf8(&mut pending), "é");
+        assert!(pending.is_empty());
+        let mut bad = vec![b'x', 0xff, b'y'];
+        assert_eq!(take_utf8(&mut bad), "x\u{fffd}y");
+    }
+
+    #[test]
+    fn mcp_initialize_is_recognised_alone_and_in_batches() {
+        let init = br#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{}}"#;
+        assert!(is_mcp_initialize(init));
+        let batch = br#"[{"jsonrpc":"2.0","id":1,"method":"initialize"}]"#;
+        assert!(is_mcp_initialize(batch));
+        let call =
+            br#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"initialize"}}"#;
+        assert!(!is_mcp_initialize(call));
+        assert!(!is_mcp_initialize(b"\"initialize\" garbage"));
     }
 }

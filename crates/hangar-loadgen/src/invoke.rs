@@ -31,7 +31,7 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{anyhow, bail, Context, Result};
 use bytes::Bytes;
 use clap::{Args, Subcommand};
-use http::{HeaderValue, Method, Request};
+use http::{HeaderName, HeaderValue, Method, Request};
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
@@ -113,6 +113,13 @@ struct WarmArgs {
     /// Unmeasured requests per target first (after the session's first, cold, invoke).
     #[arg(long, default_value_t = 200)]
     warmup_requests: u64,
+    /// The agent is an MCP server (Streamable HTTP): both targets get the MCP client's
+    /// `Accept` and `Mcp-Session-Id` (the session id), the direct one on `--direct-path`.
+    #[arg(long)]
+    mcp: bool,
+    /// Path of the direct calls (default `/invocations`, `/mcp` with `--mcp`).
+    #[arg(long)]
+    direct_path: Option<String>,
 }
 
 #[derive(Args)]
@@ -334,6 +341,8 @@ struct DataPlane {
     arn: String,
     qualifier: Option<String>,
     payload: Bytes,
+    /// Headers every request carries besides the signed ones (the MCP client's).
+    extra: Vec<(HeaderName, HeaderValue)>,
     sign_nanos: u64,
     signs: u64,
 }
@@ -346,6 +355,7 @@ impl DataPlane {
             arn: c.runtime_arn.clone(),
             qualifier: c.qualifier.clone(),
             payload: Bytes::from(c.payload.clone()),
+            extra: Vec::new(),
             sign_nanos: 0,
             signs: 0,
         })
@@ -386,6 +396,9 @@ impl DataPlane {
         );
         h.insert(SESSION_HEADER, HeaderValue::try_from(session_id)?);
         h.insert("content-length", HeaderValue::from(len));
+        for (k, v) in &self.extra {
+            h.insert(k.clone(), v.clone());
+        }
         self.sign_nanos += t0.elapsed().as_nanos() as u64;
         self.signs += 1;
         Ok(req)
@@ -403,15 +416,18 @@ impl DataPlane {
     }
 }
 
-/// `POST /invocations` as Hangar forwards it to the agent (no signature, no Hangar in between).
+/// `POST /invocations` (or `path`) as Hangar forwards it to the agent (no signature, no Hangar
+/// in between).
 fn direct_request(
     addr: SocketAddr,
     session_id: &str,
     payload: &Bytes,
+    path: &str,
+    extra: &[(HeaderName, HeaderValue)],
 ) -> Result<Request<Full<Bytes>>> {
     let mut req = Request::builder()
         .method(Method::POST)
-        .uri("/invocations")
+        .uri(path)
         .body(Full::new(payload.clone()))?;
     let h = req.headers_mut();
     h.insert("host", HeaderValue::try_from(addr.to_string())?);
@@ -422,6 +438,9 @@ fn direct_request(
         HeaderValue::try_from(uuid::Uuid::new_v4().to_string())?,
     );
     h.insert("content-length", HeaderValue::from(payload.len()));
+    for (k, v) in extra {
+        h.insert(k.clone(), v.clone());
+    }
     Ok(req)
 }
 
@@ -585,6 +604,22 @@ async fn warm(a: WarmArgs) -> Result<Map<String, Value>> {
         .session_id
         .clone()
         .unwrap_or_else(|| new_session_id("warm"));
+    let direct_path = a
+        .direct_path
+        .clone()
+        .unwrap_or_else(|| if a.mcp { "/mcp" } else { "/invocations" }.to_owned());
+    if a.mcp {
+        dp.extra = vec![
+            (
+                HeaderName::from_static("accept"),
+                HeaderValue::from_static("application/json, text/event-stream"),
+            ),
+            (
+                HeaderName::from_static("mcp-session-id"),
+                HeaderValue::try_from(sid.as_str())?,
+            ),
+        ];
+    }
 
     // The session's first invoke starts its sandbox: not a warm figure.
     let t0 = Instant::now();
@@ -595,12 +630,33 @@ async fn warm(a: WarmArgs) -> Result<Map<String, Value>> {
             first.describe("InvokeAgentRuntime")
         );
     }
+    // A JSON-RPC error still answers 200: an MCP run must see a tool result.
+    let mcp_result = |body: &Bytes| {
+        !a.mcp || {
+            const RESULT: &[u8] = b"\"result\"";
+            body.windows(RESULT.len()).any(|w| w == RESULT)
+        }
+    };
+    if !mcp_result(&first.body) {
+        bail!(
+            "first MCP call has no result: {}",
+            first.describe("InvokeAgentRuntime")
+        );
+    }
     let first_ms = ms(first.done - t0);
     let first_body = String::from_utf8_lossy(&first.body[..first.body.len().min(300)]).to_string();
     let direct_first = match (direct.as_mut(), direct_addr) {
         (Some(d), Some(addr)) => {
-            let ans = d.send(direct_request(addr, &sid, &dp.payload)?).await?;
-            if !ans.ok() {
+            let ans = d
+                .send(direct_request(
+                    addr,
+                    &sid,
+                    &dp.payload,
+                    &direct_path,
+                    &dp.extra,
+                )?)
+                .await?;
+            if !ans.ok() || !mcp_result(&ans.body) {
                 bail!("direct agent: {}", ans.describe("POST /invocations"));
             }
             Some(String::from_utf8_lossy(&ans.body[..ans.body.len().min(300)]).to_string())
@@ -617,7 +673,15 @@ async fn warm(a: WarmArgs) -> Result<Map<String, Value>> {
             );
         }
         if let (Some(d), Some(addr)) = (direct.as_mut(), direct_addr) {
-            let ans = d.send(direct_request(addr, &sid, &dp.payload)?).await?;
+            let ans = d
+                .send(direct_request(
+                    addr,
+                    &sid,
+                    &dp.payload,
+                    &direct_path,
+                    &dp.extra,
+                )?)
+                .await?;
             if !ans.ok() {
                 bail!(
                     "warm-up direct call failed: {}",
@@ -643,7 +707,7 @@ async fn warm(a: WarmArgs) -> Result<Map<String, Value>> {
                 let r = hangar.send(req).await;
                 hs.record(start, r, "InvokeAgentRuntime");
             } else if let (Some(d), Some(addr)) = (direct.as_mut(), direct_addr) {
-                let req = direct_request(addr, &sid, &dp.payload)?;
+                let req = direct_request(addr, &sid, &dp.payload, &direct_path, &dp.extra)?;
                 let start = Instant::now();
                 let r = d.send(req).await;
                 ds.record(start, r, "direct POST /invocations");
@@ -664,6 +728,7 @@ async fn warm(a: WarmArgs) -> Result<Map<String, Value>> {
 
     let mut out = header("invoke-warm", &a.common);
     out.insert("session_id".into(), json!(sid));
+    out.insert("mcp".into(), json!(a.mcp));
     out.insert("requests".into(), json!(a.requests));
     out.insert("warmup_requests".into(), json!(a.warmup_requests));
     out.insert("first_invoke_ms".into(), json!(first_ms));
@@ -793,7 +858,9 @@ async fn bare_start(
         tokio::time::sleep(poll).await;
     };
     let t1 = Instant::now();
-    let ans = conn.send(direct_request(addr, sid, payload)?).await?;
+    let ans = conn
+        .send(direct_request(addr, sid, payload, "/invocations", &[])?)
+        .await?;
     if !ans.ok() {
         bail!("bare agent: {}", ans.describe("POST /invocations"));
     }

@@ -1,5 +1,6 @@
 //! Data-plane operations that do not fit the buffered JSON path: the agent invocation (raw
-//! payload in, streamed agent answer out) and stopping a session.
+//! payload in, streamed agent answer out), stopping a session, an A2A agent's card, a command
+//! run inside a session (its output as an event stream) and the `/ws` WebSocket.
 
 use axum::body::Body;
 use axum::response::Response;
@@ -87,6 +88,150 @@ pub(crate) async fn invoke_agent_runtime(
     if let Ok(v) = HeaderValue::from_str(&answer.session_id) {
         out.insert(crate::SESSION_ID_HEADER, v);
     }
+    Ok(response)
+}
+
+/// Binds and validates a buffered-JSON data-plane request.
+fn bind_buffered(
+    def: &'static OperationDef,
+    labels: &Labels<'_>,
+    parts: &http::request::Parts,
+    body: Bytes,
+) -> Result<Input, WireError> {
+    let value = bind::bind_input(def, labels, parts.uri.query(), &parts.headers, body)?;
+    hangar_model::validate_input(def.op, &value)?;
+    Input::from_value(def.op, value).map_err(|e| {
+        WireError::cannot_parse(format!("Could not parse the {} request: {e}", def.name))
+    })
+}
+
+fn session_header(response: &mut Response, session_id: &str) {
+    if let Ok(v) = HeaderValue::from_str(session_id) {
+        response.headers_mut().insert(crate::SESSION_ID_HEADER, v);
+    }
+}
+
+/// `GET /runtimes/{runtime}/invocations/.well-known/agent-card.json`: the card document is the
+/// body, as the agent served it.
+pub(crate) async fn get_agent_card(
+    state: &WireState,
+    def: &'static OperationDef,
+    labels: &Labels<'_>,
+    parts: &http::request::Parts,
+    body: Bytes,
+) -> Result<Response, WireError> {
+    let sessions = sessions(state)?;
+    let Input::GetAgentCard(request) = bind_buffered(def, labels, parts, body)? else {
+        unreachable!("routed by operation");
+    };
+    let card = sessions
+        .agent_card(
+            &request.agent_runtime_arn,
+            request.qualifier.as_deref(),
+            request.runtime_session_id,
+        )
+        .await?;
+    let body = serde_json::to_vec(&card.card)
+        .map_err(|e| WireError::Internal(format!("agent card: {e}")))?;
+    let mut response = Response::new(Body::from(body));
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    session_header(&mut response, &card.session_id);
+    Ok(response)
+}
+
+/// The longest a command may run (`timeout`, seconds), and the default.
+const COMMAND_TIMEOUT_RANGE: std::ops::RangeInclusive<i32> = 1..=3600;
+const COMMAND_DEFAULT_TIMEOUT: i32 = 300;
+
+/// `POST /runtimes/{runtime}/commands`: the command's output as
+/// `InvokeAgentRuntimeCommandStreamOutput` events (`chunk.contentStart`, `chunk.contentDelta`
+/// with stdout/stderr as it is written, `chunk.contentStop` with the exit code), each flushed
+/// as it happens.
+pub(crate) async fn invoke_agent_runtime_command(
+    state: &WireState,
+    def: &'static OperationDef,
+    labels: &Labels<'_>,
+    parts: &http::request::Parts,
+    body: Bytes,
+) -> Result<Response, WireError> {
+    use hangar_agents::CommandEvent;
+    use hangar_model::data::{
+        CommandExecutionStatus, ContentDeltaEvent, ContentStartEvent, ContentStopEvent,
+        InvokeAgentRuntimeCommandStreamOutput as Out, ResponseChunk,
+    };
+
+    let sessions = sessions(state)?;
+    let Input::InvokeAgentRuntimeCommand(request) = bind_buffered(def, labels, parts, body)? else {
+        unreachable!("routed by operation");
+    };
+    let timeout = request.body.timeout.unwrap_or(COMMAND_DEFAULT_TIMEOUT);
+    if !COMMAND_TIMEOUT_RANGE.contains(&timeout) {
+        return Err(hangar_domain::Error::invalid_field(
+            "body.timeout",
+            &format!(
+                "Member must have value between {} and {}",
+                COMMAND_TIMEOUT_RANGE.start(),
+                COMMAND_TIMEOUT_RANGE.end()
+            ),
+        )
+        .into());
+    }
+    let run = sessions
+        .command(
+            &request.agent_runtime_arn,
+            request.qualifier.as_deref(),
+            request.runtime_session_id,
+            request.body.command,
+            std::time::Duration::from_secs(timeout as u64),
+        )
+        .await?;
+    let chunk = |c: ResponseChunk| crate::eventstream::encode_union(&Out::Chunk(c));
+    let frames = futures_util::stream::unfold(run.events, move |mut events| async move {
+        let frame = match events.recv().await? {
+            CommandEvent::Started => chunk(ResponseChunk {
+                content_start: Some(ContentStartEvent {}),
+                ..Default::default()
+            }),
+            CommandEvent::Stdout(text) => chunk(ResponseChunk {
+                content_delta: Some(ContentDeltaEvent {
+                    stdout: Some(text),
+                    stderr: None,
+                }),
+                ..Default::default()
+            }),
+            CommandEvent::Stderr(text) => chunk(ResponseChunk {
+                content_delta: Some(ContentDeltaEvent {
+                    stdout: None,
+                    stderr: Some(text),
+                }),
+                ..Default::default()
+            }),
+            CommandEvent::Finished {
+                exit_code,
+                timed_out,
+            } => chunk(ResponseChunk {
+                content_stop: Some(ContentStopEvent {
+                    exit_code,
+                    status: if timed_out {
+                        CommandExecutionStatus::TimedOut
+                    } else {
+                        CommandExecutionStatus::Completed
+                    },
+                }),
+                ..Default::default()
+            }),
+        };
+        Some((Ok::<_, std::convert::Infallible>(frame), events))
+    });
+    let mut response = Response::new(Body::from_stream(frames));
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static(crate::eventstream::CONTENT_TYPE),
+    );
+    session_header(&mut response, &run.session_id);
     Ok(response)
 }
 

@@ -284,6 +284,13 @@ async fn handle(
         Handler::StopRuntimeSession => {
             dataplane::stop_runtime_session(state, m.target.def, &m.labels, &parts, body).await
         }
+        Handler::GetAgentCard => {
+            dataplane::get_agent_card(state, m.target.def, &m.labels, &parts, body).await
+        }
+        Handler::InvokeAgentRuntimeCommand => {
+            dataplane::invoke_agent_runtime_command(state, m.target.def, &m.labels, &parts, body)
+                .await
+        }
         Handler::NotYetSupported => Err(hangar_domain::Error::Unsupported(format!(
             "{} is not supported by this Hangar yet.",
             m.target.def.name

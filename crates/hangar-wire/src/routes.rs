@@ -57,6 +57,10 @@ pub(crate) enum Handler {
     InvokeAgentRuntime,
     /// Ends an agent session.
     StopRuntimeSession,
+    /// An A2A agent's card, fetched inside a session.
+    GetAgentCard,
+    /// A command run inside a session, its output as an event stream.
+    InvokeAgentRuntimeCommand,
     /// Modelled, routed, but not served yet.
     NotYetSupported,
 }
@@ -75,6 +79,8 @@ fn handler_for(def: &OperationDef) -> Handler {
         (Service::Control, _) => Handler::Control,
         (Service::Data, Operation::InvokeAgentRuntime) => Handler::InvokeAgentRuntime,
         (Service::Data, Operation::StopRuntimeSession) => Handler::StopRuntimeSession,
+        (Service::Data, Operation::GetAgentCard) => Handler::GetAgentCard,
+        (Service::Data, Operation::InvokeAgentRuntimeCommand) => Handler::InvokeAgentRuntimeCommand,
         (Service::Data, _) => Handler::NotYetSupported,
     }
 }
@@ -396,6 +402,46 @@ mod tests {
     fn template_query_parts_are_ignored() {
         let t = RouteTable::new([("POST", "/objects/{id}?restore", "Restore")]);
         assert_eq!(*t.find("POST", "/objects/x").unwrap().target, "Restore");
+    }
+
+    #[test]
+    fn the_runtime_data_plane_operations_have_their_handlers() {
+        let table = RouteTable::model();
+        let arn =
+            "arn%3Aaws%3Abedrock-agentcore%3Aus-east-1%3A123456789012%3Aruntime%2Fa-1234567890";
+        for (method, path, handler) in [
+            (
+                "POST",
+                format!("/runtimes/{arn}/invocations"),
+                Handler::InvokeAgentRuntime,
+            ),
+            // The URL the A2A helper advertises (AGENTCORE_RUNTIME_URL) ends in a slash.
+            (
+                "POST",
+                format!("/runtimes/{arn}/invocations/"),
+                Handler::InvokeAgentRuntime,
+            ),
+            (
+                "GET",
+                format!("/runtimes/{arn}/invocations/.well-known/agent-card.json"),
+                Handler::GetAgentCard,
+            ),
+            (
+                "POST",
+                format!("/runtimes/{arn}/commands"),
+                Handler::InvokeAgentRuntimeCommand,
+            ),
+            (
+                "POST",
+                format!("/runtimes/{arn}/stopruntimesession"),
+                Handler::StopRuntimeSession,
+            ),
+        ] {
+            let m = table
+                .find(method, &path)
+                .unwrap_or_else(|| panic!("{method} {path}"));
+            assert_eq!(m.target.handler, handler, "{method} {path}");
+        }
     }
 
     #[test]

@@ -346,7 +346,7 @@ async fn unknown_routes_and_methods_are_unknown_operations() {
             .contains("PATCH /runtimes/"),
         "{body}"
     );
-    // Data-plane operations are routed but not served yet.
+    // Agent-session operations on a Hangar that runs no sessions (this app has none).
     let arn = encode_label("arn:aws:bedrock-agentcore:us-east-1:123456789012:runtime/a-1234567890");
     let body = send(
         &app,
@@ -359,7 +359,10 @@ async fn unknown_routes_and_methods_are_unknown_operations() {
     .await
     .assert_error(404, "UnknownOperationException");
     assert!(
-        body["message"].as_str().unwrap().contains("GetAgentCard"),
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("does not run agent sessions"),
         "{body}"
     );
 }
