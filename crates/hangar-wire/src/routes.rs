@@ -57,6 +57,8 @@ pub(crate) enum Handler {
     InvokeAgentRuntime,
     /// Ends an agent session.
     StopRuntimeSession,
+    /// The code-interpreter data plane (`tools.rs`).
+    CodeInterpreter,
     /// Modelled, routed, but not served yet.
     NotYetSupported,
 }
@@ -75,6 +77,14 @@ fn handler_for(def: &OperationDef) -> Handler {
         (Service::Control, _) => Handler::Control,
         (Service::Data, Operation::InvokeAgentRuntime) => Handler::InvokeAgentRuntime,
         (Service::Data, Operation::StopRuntimeSession) => Handler::StopRuntimeSession,
+        (
+            Service::Data,
+            Operation::StartCodeInterpreterSession
+            | Operation::GetCodeInterpreterSession
+            | Operation::ListCodeInterpreterSessions
+            | Operation::StopCodeInterpreterSession
+            | Operation::InvokeCodeInterpreter,
+        ) => Handler::CodeInterpreter,
         (Service::Data, _) => Handler::NotYetSupported,
     }
 }
