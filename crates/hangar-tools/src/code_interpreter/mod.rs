@@ -579,7 +579,7 @@ impl CodeInterpreters {
             .filter(|s| request.status.is_none_or(|st| s.state().status == st))
             .cloned()
             .collect();
-        matching.sort_unstable_by(|a, b| b.seq.cmp(&a.seq));
+        matching.sort_unstable_by_key(|s| std::cmp::Reverse(s.seq));
         let next_token = (matching.len() > limit).then(|| format!("s{}", matching[limit - 1].seq));
         Ok(ListCodeInterpreterSessionsResponse {
             items: matching.iter().take(limit).map(|s| s.summary()).collect(),
