@@ -14,10 +14,12 @@
 
 import ast
 import base64
+import errno
 import json
 import linecache
 import mimetypes
 import os
+import select
 import shutil
 import signal
 import socket
@@ -136,6 +138,14 @@ def run_cell(code, ns, count):
 
 def kernel_main(rfd, wfd):
     os.chdir(WORKDIR)
+    # When the session runs out of memory, the kernel (user code) should be what the OOM killer
+    # picks, not the driver: the driver then reports it and starts a fresh kernel.
+    try:
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write("1000")
+    except OSError:
+        pass
+    kernel_pid = os.getpid()
     # Like a Jupyter kernel, what subprocesses write to the kernel's own stdout/stderr is not
     # part of a cell's output.
     null = os.open(os.devnull, os.O_RDWR)
@@ -167,6 +177,10 @@ def kernel_main(rfd, wfd):
             ok = False
             err.write(format_exception(e, None))
         finally:
+            if os.getpid() != kernel_pid:
+                # A process the cell forked (os.fork) ended up here: it must not answer on
+                # the kernel's pipe.
+                os._exit(1)
             sys.stdout, sys.stderr = real_out, real_err
         elapsed = time.perf_counter() - t0
         wf.write(json.dumps({"ok": ok, "stdout": out.buf.text(), "stderr": err.buf.text(),
@@ -205,45 +219,69 @@ def exec_result(stdout, stderr, exit_code, elapsed, extra_note=None):
 
 
 class Kernel:
+    """The kernel process and its two pipes. Reading the answer uses select() rather than a
+    helper thread: when a cell has used up the session's process limit (a fork bomb), the
+    driver must still be able to wait for, interrupt and replace the kernel."""
+
     def __init__(self):
         self.proc = None
-        self.rf = None
+        self.rfd = None
+        self.rbuf = b""
         self.wf = None
         self.start()
 
     def start(self):
         to_kernel_r, to_kernel_w = os.pipe()
         from_kernel_r, from_kernel_w = os.pipe()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-u", __file__, "--kernel", str(to_kernel_r), str(from_kernel_w)],
-            pass_fds=(to_kernel_r, from_kernel_w), stdin=subprocess.DEVNULL,
-            start_new_session=True, cwd=WORKDIR)
-        os.close(to_kernel_r)
-        os.close(from_kernel_w)
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-u", __file__, "--kernel", str(to_kernel_r), str(from_kernel_w)],
+                pass_fds=(to_kernel_r, from_kernel_w), stdin=subprocess.DEVNULL,
+                start_new_session=True, cwd=WORKDIR)
+        finally:
+            os.close(to_kernel_r)
+            os.close(from_kernel_w)
         self.wf = os.fdopen(to_kernel_w, "w", encoding="utf-8")
-        self.rf = os.fdopen(from_kernel_r, "r", encoding="utf-8")
+        self.rfd = from_kernel_r
+        self.rbuf = b""
 
     def kill(self):
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except OSError:
-            pass
-        try:
-            self.proc.wait(timeout=5)
-        except Exception:
-            pass
-        for f in (self.rf, self.wf):
+        if self.proc is not None:
+            killpg(self.proc.pid)
             try:
-                f.close()
+                self.proc.wait(timeout=5)
             except Exception:
                 pass
+        for close in (lambda: self.wf.close(), lambda: os.close(self.rfd)):
+            try:
+                close()
+            except Exception:
+                pass
+        self.proc = None
 
     def restart(self):
         self.kill()
         self.start()
 
+    def read_line(self, timeout):
+        """The kernel's next answer line; None at the timeout, b"" when the kernel is gone."""
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self.rbuf:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            ready, _, _ = select.select([self.rfd], [], [], remaining)
+            if not ready:
+                continue
+            chunk = os.read(self.rfd, 1 << 20)
+            if not chunk:
+                return b""
+            self.rbuf += chunk
+        line, _, self.rbuf = self.rbuf.partition(b"\n")
+        return line
+
     def run(self, code, clear, timeout):
-        if self.proc.poll() is not None:
+        if self.proc is None or self.proc.poll() is not None:
             self.restart()
         t0 = time.perf_counter()
         try:
@@ -252,32 +290,21 @@ class Kernel:
         except OSError:
             self.restart()
             return exec_result("", "", 1, 0.0, "The Python kernel had died; a fresh one was started and the context was reset. Run the code again.")
-        answer = [None]
-
-        def read():
-            try:
-                answer[0] = self.rf.readline()
-            except Exception:
-                answer[0] = ""
-
-        reader = threading.Thread(target=read, daemon=True)
-        reader.start()
-        reader.join(timeout)
-        if reader.is_alive():
+        line = self.read_line(timeout)
+        if line is None:
             # Per-call limit: interrupt (KeyboardInterrupt keeps the context), then kill.
             try:
                 os.kill(self.proc.pid, signal.SIGINT)
             except OSError:
                 pass
-            reader.join(2.0)
-            if reader.is_alive() or not answer[0]:
+            line = self.read_line(2.0)
+            if not line:
                 self.restart()
                 return exec_result("", "", 1, time.perf_counter() - t0,
                                    "Execution exceeded the per-call limit of %gs and did not stop when interrupted; the Python kernel was restarted and the context was reset." % timeout)
-            r = json.loads(answer[0])
+            r = json.loads(line)
             return exec_result(r["stdout"], r["stderr"], 1, r["executionTime"],
                                "Execution exceeded the per-call limit of %gs and was interrupted." % timeout)
-        line = answer[0]
         if not line:
             code_ = self.proc.wait()
             how = ("killed by signal %d" % -code_) if code_ < 0 else ("exit code %d" % code_)
@@ -297,21 +324,32 @@ def run_process(argv, timeout, stdin_data=None, env=None):
         p = subprocess.Popen(argv, cwd=WORKDIR, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, start_new_session=True, env=env)
     except OSError as e:
+        if e.errno == errno.EAGAIN:
+            return exec_result("", "", 127, time.perf_counter() - t0,
+                               "The session is at its process limit (%s); try again when its processes have ended." % e)
         return exec_result("", str(e), 127, time.perf_counter() - t0)
     out, err = Bounded(), Bounded()
     readers = [threading.Thread(target=pump, args=(p.stdout, out), daemon=True),
                threading.Thread(target=pump, args=(p.stderr, err), daemon=True)]
-    for r in readers:
-        r.start()
+    try:
+        for r in readers:
+            r.start()
+    except RuntimeError:
+        killpg(p.pid)
+        p.wait()
+        raise
     note = None
     try:
         code = p.wait(timeout)
     except subprocess.TimeoutExpired:
-        killpg(p.pid)
-        code = p.wait()
+        code = None
         note = "Command exceeded the per-call limit of %gs and was killed." % timeout
+    # Whatever the command left running in its process group ends with it (a shell fork
+    # bomb, a forgotten `&`); long-running work belongs in startCommandExecution.
+    killpg(p.pid)
+    if code is None:
+        code = p.wait()
     for r in readers:
-        # Background children may keep the pipes open; do not wait for them.
         r.join(0.5)
     if code < 0:
         code = 128 - code
@@ -515,26 +553,36 @@ class Driver:
 
     def tool_writeFiles(self, args, timeout):
         content = needs(args, "content", list)
-        written = []
+        # Every path and blob is checked before anything is written, so a bad block leaves
+        # the working directory untouched (the SDK documents the call as all-or-nothing).
+        planned = []
         for block in content:
             if not isinstance(block, dict) or not isinstance(block.get("path"), str):
                 raise ToolError("Every content block of writeFiles needs a 'path'.")
             try:
                 full = resolve(block["path"])
-                if full == WORKDIR:
-                    raise PathError("Cannot write to the working directory itself.")
-                if "blob" in block and block["blob"] is not None:
+                if full == WORKDIR or os.path.isdir(full):
+                    raise PathError("%r is a directory." % block["path"])
+                if block.get("blob") is not None:
                     data = base64.b64decode(block["blob"], validate=True)
                 else:
                     data = (block.get("text") or "").encode("utf-8")
+            except (PathError, ValueError) as e:
+                return text_result("Failed to write %s: %s (no file was written)" % (block["path"], e), True)
+            planned.append((block["path"], full, data))
+        written = 0
+        for path, full, data in planned:
+            try:
                 os.makedirs(os.path.dirname(full), exist_ok=True)
-                with open(full, "wb") as f:
+                tmp = full + ".hangar-tmp"
+                with open(tmp, "wb") as f:
                     f.write(data)
-                written.append(full)
-            except (PathError, OSError, ValueError) as e:
+                os.replace(tmp, full)
+                written += 1
+            except OSError as e:
                 return text_result("Failed to write %s: %s (wrote %d of %d files)" % (
-                    block["path"], e, len(written), len(content)), True)
-        return text_result("Successfully wrote all %d files" % len(written))
+                    path, e, written, len(planned)), True)
+        return text_result("Successfully wrote all %d files" % written)
 
     def tool_readFiles(self, args, timeout):
         paths = needs(args, "paths", list)
@@ -627,6 +675,10 @@ def serve_connection(driver, conn):
                 answer = {"id": rid, "result": result}
         except ToolError as e:
             answer = {"id": rid, "error": {"kind": "validation", "message": str(e)}}
+        except (RuntimeError, BlockingIOError) as e:
+            # Thread or process creation failed: the session is at its process limit.
+            answer = {"id": rid, "result": text_result(
+                "The session is at its process limit (%s); stop background work or the session." % e, True)}
         except Exception as e:
             answer = {"id": rid, "error": {"kind": "internal", "message": "%s: %s" % (type(e).__name__, e)}}
         wf.write(json.dumps(answer) + "\n")
@@ -644,7 +696,10 @@ def main():
     while True:
         conn, _ = srv.accept()
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        threading.Thread(target=serve_connection, args=(driver, conn), daemon=True).start()
+        try:
+            threading.Thread(target=serve_connection, args=(driver, conn), daemon=True).start()
+        except RuntimeError:
+            conn.close()
 
 
 if __name__ == "__main__":
