@@ -36,6 +36,7 @@ OUTPUT_CAP = int(os.environ.get("HANGAR_CI_OUTPUT_CAP", str(1 << 20)))
 CALL_TIMEOUT = float(os.environ.get("HANGAR_CI_CALL_TIMEOUT", "60"))
 READ_CAP = int(os.environ.get("HANGAR_CI_READ_CAP", str(8 << 20)))
 MAX_TASKS = 64
+MAX_LISTING = 10000
 
 
 def truncation_marker(dropped):
@@ -625,7 +626,8 @@ class Driver:
         except (PathError, OSError) as e:
             return text_result("Failed to list %s: %s" % (path or ".", e), True)
         blocks = []
-        for name in names:
+        shown = names[:MAX_LISTING]
+        for name in shown:
             p = os.path.join(full, name)
             b = {"type": "resource_link", "uri": rel_uri(p), "name": name}
             if os.path.isdir(p) and not os.path.islink(p):
@@ -638,6 +640,9 @@ class Driver:
                 except OSError:
                     pass
             blocks.append(b)
+        if len(names) > len(shown):
+            # One answer is one event-stream frame (at most 16 MiB): huge listings are cut.
+            blocks.append({"type": "text", "text": "[... listing truncated: %d more entries not shown ...]" % (len(names) - len(shown))})
         return {"content": blocks, "isError": False}
 
     def tool_removeFiles(self, args, timeout):

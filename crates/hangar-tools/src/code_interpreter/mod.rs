@@ -755,3 +755,56 @@ fn into_stream_output(answer: Value) -> CodeInterpreterStreamOutput {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn driver_answers_become_stream_members() {
+        let ok = into_stream_output(json!({"id": 1, "result": {
+            "content": [{"type": "text", "text": "42\n"}],
+            "structuredContent": {"stdout": "42\n", "stderr": "", "exitCode": 0, "executionTime": 0.01},
+            "isError": false,
+        }}));
+        let CodeInterpreterStreamOutput::Result(r) = ok else {
+            panic!("{ok:?}")
+        };
+        assert_eq!(r.content[0].text.as_deref(), Some("42\n"));
+        assert_eq!(
+            r.structured_content.unwrap().stdout.as_deref(),
+            Some("42\n")
+        );
+
+        let bad_args = into_stream_output(
+            json!({"id": 2, "error": {"kind": "validation", "message": "needs code"}}),
+        );
+        assert!(
+            matches!(&bad_args, CodeInterpreterStreamOutput::ValidationException(v) if v.message == "needs code"),
+            "{bad_args:?}"
+        );
+
+        // A result that does not fit the model never reaches the client as such.
+        let malformed = into_stream_output(json!({"id": 3, "result": {"content": "nope"}}));
+        assert!(matches!(
+            malformed,
+            CodeInterpreterStreamOutput::InternalServerException(_)
+        ));
+        let broken =
+            into_stream_output(json!({"id": 4, "error": {"kind": "internal", "message": "x"}}));
+        assert!(matches!(
+            broken,
+            CodeInterpreterStreamOutput::InternalServerException(_)
+        ));
+    }
+
+    #[test]
+    fn the_driver_is_embedded_and_knows_every_tool() {
+        for tool in hangar_model::data::ToolName::ALL {
+            assert!(
+                DRIVER.contains(&format!("def tool_{}(", tool.as_str())),
+                "driver.py lacks {tool}"
+            );
+        }
+    }
+}
