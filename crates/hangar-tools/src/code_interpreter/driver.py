@@ -15,6 +15,7 @@
 import ast
 import base64
 import errno
+import io
 import json
 import linecache
 import mimetypes
@@ -102,7 +103,7 @@ class Capture:
         return False
 
     def fileno(self):
-        raise OSError("captured stream has no file descriptor")
+        raise io.UnsupportedOperation("captured stream has no file descriptor")
 
     @property
     def closed(self):
@@ -157,7 +158,8 @@ def kernel_main(rfd, wfd):
     real_out, real_err = sys.stdout, sys.stderr
     ns = fresh_namespace()
     count = 0
-    sys.path.insert(0, WORKDIR)
+    sys.argv = [""]
+    sys.path[0] = WORKDIR  # the cell's modules, not the driver's directory
     for line in rf:
         req = json.loads(line)
         if req.get("clear"):
