@@ -460,3 +460,24 @@ def test_raw_event_stream_frame(ci_server, dp):
     payload = json.loads(frame[12 + headers_len : total - 4])
     assert payload["structuredContent"]["stdout"] == "7\n"
     dp.stop_code_interpreter_session(codeInterpreterIdentifier=BUILTIN, sessionId=s)
+
+
+def test_malformed_requests_are_400s(ci_server, dp):
+    raw = support.RawClient(ci_server.url)
+    s = start(dp)
+    path = f"/code-interpreters/{BUILTIN}/tools/invoke"
+    hdrs = {"x-amzn-code-interpreter-session-id": s, "Content-Type": "application/json"}
+    for body in (b"{not json", b'{"name": "executeCode", "arguments": []}', b"[]"):
+        resp = raw.request("POST", path, body=body, headers=hdrs)
+        assert (resp.status, resp.error_type) == (400, "ValidationException"), (body, resp.body)
+    # No session header: nothing to run the tool in.
+    resp = raw.request("POST", path, body=b'{"name": "executeCode", "arguments": {"code": "1"}}',
+                       headers={"Content-Type": "application/json"})
+    assert (resp.status, resp.error_type) == (400, "ValidationException"), resp.body
+    # A session id breaking the model's pattern.
+    resp = raw.request("POST", path, body=b'{"name": "listFiles"}',
+                       headers={**hdrs, "x-amzn-code-interpreter-session-id": "bad/id"})
+    assert (resp.status, resp.error_type) == (400, "ValidationException"), resp.body
+    # The session is unharmed by all of it.
+    assert py(dp, s, "print('fine')")["structuredContent"]["stdout"] == "fine\n"
+    dp.stop_code_interpreter_session(codeInterpreterIdentifier=BUILTIN, sessionId=s)
