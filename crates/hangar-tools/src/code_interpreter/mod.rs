@@ -21,6 +21,21 @@
 //!   `result` with `isError: true`.
 //! - `certificates` and `filesystemConfigurations` are recorded and echoed but not applied:
 //!   there is no Secrets Manager, EFS or S3 Files on a single host.
+//! - One `result` event per call, sent when the tool has finished (no incremental output).
+//!   `executionTime` is in seconds (what AWS's observed values are, whatever the model's
+//!   documentation says).
+//! - Results: `removeFiles` / `writeFiles` answer one text block; `startCommandExecution`
+//!   answers `taskStatus: working` with the `taskId`; `getTask` gives the status (`working`,
+//!   `completed` for exit code 0, `failed` otherwise, `canceled` after `stopTask`) with the
+//!   output so far; `readFiles` gives a `text` resource for UTF-8 content without NUL bytes and
+//!   a base64 `blob` otherwise, URIs `file:///<path relative to the working directory>`;
+//!   `listFiles` takes `directoryPath`, else `path`.
+//! - JavaScript runs as a fresh Node.js process per call (no state between calls;
+//!   `clearContext` only concerns Python, as the SDK documents).
+//! - A session of a custom code interpreter that is not READY cannot start (ConflictException);
+//!   more than [`CodeInterpreterConfig::max_live_sessions`] live sessions is
+//!   ServiceQuotaExceededException; a reused `clientToken` with another request is a
+//!   ValidationException (IdempotentParameterMismatchException).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
