@@ -189,6 +189,26 @@ impl From<hangar_domain::Error> for WireError {
     }
 }
 
+impl From<hangar_tools::ToolsError> for WireError {
+    fn from(e: hangar_tools::ToolsError) -> Self {
+        use hangar_tools::ToolsError as E;
+        match e {
+            E::NotFound(m) => WireError::NotFound(m),
+            E::Validation(m) => WireError::Validation {
+                message: m,
+                reason: ValidationReason::FieldValidationFailed,
+                fields: Vec::new(),
+            },
+            E::Conflict(m) => WireError::Conflict(m),
+            E::QuotaExceeded(m) => WireError::QuotaExceeded(m),
+            E::Unavailable(m) => WireError::UnknownOperation(m),
+            E::Domain(e) => e.into(),
+            E::Sandbox(e) => WireError::Internal(format!("sandbox: {e}")),
+            E::Internal(m) => WireError::Internal(m),
+        }
+    }
+}
+
 impl From<ValidationError> for WireError {
     fn from(e: ValidationError) -> Self {
         WireError::Validation {

@@ -40,6 +40,7 @@ mod dataplane;
 mod encode;
 mod panic;
 mod routes;
+mod tools;
 
 pub use error::WireError;
 pub use sigv4::{AuthError, AuthMode, Credentials, CredentialsError};
@@ -80,6 +81,9 @@ pub struct WireState {
     pub control: Arc<ControlPlane>,
     /// Agent sessions; without it the agent data plane answers UnknownOperationException.
     pub sessions: Option<Arc<hangar_agents::SessionManager>>,
+    /// Code-interpreter sessions; without them that data plane answers
+    /// UnknownOperationException.
+    pub code_interpreters: Option<Arc<hangar_tools::CodeInterpreters>>,
     pub auth: AuthMode,
     /// Reported by `GET /_hangar/health`.
     pub version: String,
@@ -92,6 +96,7 @@ impl WireState {
         WireState {
             control: control.into(),
             sessions: None,
+            code_interpreters: None,
             auth,
             version: env!("CARGO_PKG_VERSION").to_string(),
         }
@@ -99,6 +104,14 @@ impl WireState {
 
     pub fn with_sessions(mut self, sessions: Arc<hangar_agents::SessionManager>) -> Self {
         self.sessions = Some(sessions);
+        self
+    }
+
+    pub fn with_code_interpreters(
+        mut self,
+        code_interpreters: Arc<hangar_tools::CodeInterpreters>,
+    ) -> Self {
+        self.code_interpreters = Some(code_interpreters);
         self
     }
 
@@ -251,6 +264,7 @@ async fn handle(
     let presented = sigv4::parse(&parts)?;
     let limit = match route.as_ref().map(|m| m.target.handler) {
         Some(Handler::InvokeAgentRuntime) => dataplane::MAX_PAYLOAD_BYTES,
+        Some(Handler::CodeInterpreter) => tools::MAX_INVOKE_BODY_BYTES,
         _ => MAX_JSON_BODY_BYTES,
     };
     let body = read_body(body, &parts.headers, limit).await?;
@@ -290,6 +304,9 @@ async fn handle(
         Handler::InvokeAgentRuntimeCommand => {
             dataplane::invoke_agent_runtime_command(state, m.target.def, &m.labels, &parts, body)
                 .await
+        }
+        Handler::CodeInterpreter => {
+            tools::handle(state, m.target.def, &m.labels, &parts, body).await
         }
         Handler::NotYetSupported => Err(hangar_domain::Error::Unsupported(format!(
             "{} is not supported by this Hangar yet.",

@@ -61,6 +61,8 @@ pub(crate) enum Handler {
     GetAgentCard,
     /// A command run inside a session, its output as an event stream.
     InvokeAgentRuntimeCommand,
+    /// The code-interpreter data plane (`tools.rs`).
+    CodeInterpreter,
     /// Modelled, routed, but not served yet.
     NotYetSupported,
 }
@@ -81,6 +83,14 @@ fn handler_for(def: &OperationDef) -> Handler {
         (Service::Data, Operation::StopRuntimeSession) => Handler::StopRuntimeSession,
         (Service::Data, Operation::GetAgentCard) => Handler::GetAgentCard,
         (Service::Data, Operation::InvokeAgentRuntimeCommand) => Handler::InvokeAgentRuntimeCommand,
+        (
+            Service::Data,
+            Operation::StartCodeInterpreterSession
+            | Operation::GetCodeInterpreterSession
+            | Operation::ListCodeInterpreterSessions
+            | Operation::StopCodeInterpreterSession
+            | Operation::InvokeCodeInterpreter,
+        ) => Handler::CodeInterpreter,
         (Service::Data, _) => Handler::NotYetSupported,
     }
 }

@@ -75,6 +75,16 @@ pub struct ServeArgs {
     /// An unreferenced image younger than this (seconds since it was unpacked) is kept.
     #[arg(long, default_value_t = 3600)]
     image_gc_grace_secs: u64,
+    /// Per-call limit of a code interpreter's `executeCode` / `executeCommand`, in seconds:
+    /// the code is then interrupted and the call answers with an error; the session lives on.
+    #[arg(long, default_value_t = 60.0)]
+    code_interpreter_call_timeout: f64,
+    /// Pre-started code-interpreter sandboxes kept ready per network mode (0: none).
+    #[arg(long, default_value_t = 2)]
+    code_interpreter_pool: usize,
+    /// Live code-interpreter sessions at most.
+    #[arg(long, default_value_t = 64)]
+    code_interpreter_max_sessions: usize,
 }
 
 fn default_data_dir() -> anyhow::Result<PathBuf> {
@@ -186,9 +196,35 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         None => None,
     };
 
+    // Code-interpreter sessions share the sandbox backend (and its orphan reaping, done by the
+    // session manager's start above).
+    let code_interpreters = backend.as_ref().map(|backend| {
+        hangar_tools::CodeInterpreters::new(
+            control.clone(),
+            backend.clone(),
+            hangar_tools::CodeInterpreterConfig {
+                limits: Limits {
+                    memory_bytes: Some(args.session_memory_mib << 20),
+                    cpu_millis: Some((args.session_cpus * 1000.0).round() as u32),
+                    max_processes: Some(args.session_max_processes),
+                    ..Limits::default()
+                },
+                call_timeout: std::time::Duration::from_secs_f64(
+                    args.code_interpreter_call_timeout.max(0.1),
+                ),
+                pool_size: args.code_interpreter_pool,
+                max_live_sessions: args.code_interpreter_max_sessions,
+                ..hangar_tools::CodeInterpreterConfig::default()
+            },
+        )
+    });
+
     let mut state = WireState::new(control, auth);
     if let Some(sessions) = &sessions {
         state = state.with_sessions(sessions.clone());
+    }
+    if let Some(code_interpreters) = &code_interpreters {
+        state = state.with_code_interpreters(code_interpreters.clone());
     }
     let app = hangar_wire::router(state);
     let listener = tokio::net::TcpListener::bind(args.listen)
@@ -214,6 +250,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .context("serving")?;
     if let Some(sessions) = sessions {
         sessions.shutdown().await;
+    }
+    if let Some(code_interpreters) = code_interpreters {
+        code_interpreters.shutdown().await;
     }
     if let Some(backend) = backend {
         // Every sandbox is gone: leave no empty cgroup behind either.
