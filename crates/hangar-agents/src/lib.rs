@@ -13,7 +13,7 @@ mod proxy;
 mod sessions;
 
 pub use provisioner::AgentProvisioner;
-pub use proxy::{Invocation, InvocationResponse};
+pub use proxy::{Invocation, InvocationResponse, WORKLOAD_TOKEN_HEADER};
 pub use sessions::{
     ActiveSession, SessionInfo, SessionLogs, SessionManager, SessionStream, SessionsConfig,
 };

@@ -453,17 +453,7 @@ impl Inner {
             activity: Mutex::new((now, Timestamp::now())),
             in_flight: AtomicUsize::new(0),
             lifecycle,
-            header_allowlist: version
-                .config
-                .get("requestHeaderConfiguration")
-                .and_then(|c| c.get("requestHeaderAllowlist"))
-                .and_then(|l| l.as_array())
-                .map(|l| {
-                    l.iter()
-                        .filter_map(|h| h.as_str().map(str::to_owned))
-                        .collect()
-                })
-                .unwrap_or_default(),
+            header_allowlist: proxy::effective_allowlist(&version.config),
         });
         if let Err(e) = self.wait_healthy(&session).await {
             let key = (session.runtime_id.clone(), session.session_id.clone());
