@@ -262,20 +262,30 @@ impl Provider {
             }
         }
         // No key set, too old, or an unknown kid: fetch (at most once per interval).
-        let set = self.refetch(fetcher, settings).await?;
-        let key = set.keys.get(kid).cloned();
-        Ok((set, key))
+        let (set, failure) = self.refetch(fetcher, settings).await?;
+        match (set.keys.get(kid).cloned(), failure) {
+            (Some(key), _) => Ok((set, Some(key))),
+            // The provider could not be asked: an unknown kid may well be a rotated key, so
+            // this is an outage, not a bad token.
+            (None, Some(failure)) => Err(Error::ProviderUnavailable(failure)),
+            (None, None) => Ok((set, None)),
+        }
     }
 
     /// Fetches discovery + JWKS unless another caller just did or the last attempt was less
-    /// than `min_refetch_interval` ago; returns the freshest usable key set.
-    async fn refetch(&self, fetcher: &Fetcher, settings: &Settings) -> Result<Arc<KeySet>, Error> {
+    /// than `min_refetch_interval` ago; returns the freshest usable key set and, when the
+    /// latest attempt failed, why.
+    async fn refetch(
+        &self,
+        fetcher: &Fetcher,
+        settings: &Settings,
+    ) -> Result<(Arc<KeySet>, Option<String>), Error> {
         let before = self.current().map(|s| s.fetched_at);
         let mut state = self.fetch.lock().await;
         // Someone else fetched while this caller waited for the lock: use theirs.
         if let Some(set) = self.current() {
             if Some(set.fetched_at) != before {
-                return Ok(set);
+                return Ok((set, None));
             }
         }
         let rate_limited = state
@@ -291,7 +301,7 @@ impl Provider {
                         tracing::info!(discovery_url = %self.discovery_url, "identity provider reachable again");
                     }
                     tracing::debug!(discovery_url = %self.discovery_url, keys = set.keys.len(), "fetched the JWKS");
-                    return Ok(set);
+                    return Ok((set, None));
                 }
                 Err(e) => {
                     tracing::warn!(discovery_url = %self.discovery_url, error = %e, "fetching the identity provider's keys failed");
@@ -301,7 +311,9 @@ impl Provider {
         }
         // Rate limited or failed: the cached set still serves while it is young enough.
         match self.current() {
-            Some(set) if set.fetched_at.elapsed() < settings.max_key_age => Ok(set),
+            Some(set) if set.fetched_at.elapsed() < settings.max_key_age => {
+                Ok((set, state.last_error.clone()))
+            }
             _ => Err(Error::ProviderUnavailable(
                 state
                     .last_error

@@ -213,10 +213,13 @@ fn challenge(parts: &Parts, runtime: &RuntimeAuth) -> String {
         .get(http::header::HOST)
         .and_then(|h| h.to_str().ok())
         .unwrap_or("localhost");
-    let arn = percent_encoding::utf8_percent_encode(
-        &runtime.runtime_arn,
-        percent_encoding::NON_ALPHANUMERIC,
-    );
+    // Percent-encoded as SDKs encode a URI label: everything but the unreserved set.
+    const LABEL: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~');
+    let arn = percent_encoding::utf8_percent_encode(&runtime.runtime_arn, LABEL);
     format!(
         "Bearer resource_metadata=\"http://{host}/runtimes/{arn}/invocations/.well-known/oauth-protected-resource?qualifier={}\"",
         runtime.qualifier

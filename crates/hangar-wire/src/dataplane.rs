@@ -136,7 +136,9 @@ pub(crate) async fn websocket(
     let sessions = sessions(state)?;
     let upgrade = WebSocketUpgrade::from_request_parts(parts, &())
         .await
-        .map_err(|e| WireError::cannot_parse(format!("Not a WebSocket upgrade: {e}")))?;
+        .map_err(|e| WireError::cannot_parse(format!("Not a WebSocket upgrade: {e}")))?
+        // Browsers send their bearer token as a subprotocol; the plain name is the one agreed.
+        .protocols([crate::authn::WS_BEARER_PROTOCOL]);
     let runtime = percent_encoding::percent_decode_str(runtime_label)
         .decode_utf8()
         .map_err(|_| WireError::cannot_parse("The runtime in the path is not valid UTF-8."))?

@@ -691,10 +691,10 @@ async fn discovery_rotation_rate_limit_and_outage() {
     *idp.jwks.lock().unwrap() = json!({"keys": [k3.jwk]});
     tokio::time::sleep(Duration::from_millis(350)).await;
     a.authorize(&r, &k1.sign(&claims())).await.unwrap();
-    assert!(matches!(
-        a.authorize(&r, &k3.sign(&claims())).await,
-        Err(Error::Rejected(Rejection::UnknownKey(_)))
-    ));
+    match a.authorize(&r, &k3.sign(&claims())).await {
+        Err(Error::ProviderUnavailable(m)) => assert!(m.contains("503"), "{m}"),
+        other => panic!("{other:?}"),
+    }
     // ... and a server that never reached the provider cannot validate anything.
     let cold = JwtAuthorizers::new(fast_settings());
     match cold.authorize(&r, &k1.sign(&claims())).await {
