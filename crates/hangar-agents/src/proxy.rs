@@ -278,3 +278,92 @@ pub(crate) fn build_request(
     }
     request.body(Full::new(payload))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::{HeaderName, HeaderValue};
+    use serde_json::json;
+
+    fn config(v: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn the_allowlist_follows_agentcores_rules() {
+        let entries = json!([
+            "Authorization",
+            "X-Tenant-Id",
+            "x-tenant-id",
+            "Cookie",
+            "Content-Type",
+            "Host",
+            "X-Amz-Date",
+            "X-Amz-Foo",
+            "X-Amzn-Trace-Other",
+            "X-Amzn-Bedrock-AgentCore-Runtime-Custom-Tenant",
+            "WorkloadAccessToken",
+            "X-Forwarded-For",
+            "Sec-WebSocket-Protocol",
+        ]);
+        let sigv4 =
+            config(json!({"requestHeaderConfiguration": {"requestHeaderAllowlist": entries}}));
+        assert_eq!(
+            effective_allowlist(&sigv4),
+            [
+                "x-tenant-id",
+                "x-amzn-bedrock-agentcore-runtime-custom-tenant"
+            ]
+        );
+        let jwt = config(json!({
+            "requestHeaderConfiguration": {"requestHeaderAllowlist": entries},
+            "authorizerConfiguration": {"customJWTAuthorizer": {"discoveryUrl": "https://x/.well-known/openid-configuration"}},
+        }));
+        assert_eq!(
+            effective_allowlist(&jwt),
+            [
+                "authorization",
+                "x-tenant-id",
+                "x-amzn-bedrock-agentcore-runtime-custom-tenant"
+            ]
+        );
+        assert!(effective_allowlist(&config(json!({}))).is_empty());
+    }
+
+    #[test]
+    fn only_allowed_headers_are_forwarded() {
+        let mut caller = HeaderMap::new();
+        for (k, v) in [
+            ("content-type", "application/json"),
+            ("accept", "*/*"),
+            ("traceparent", "00-abc-def-01"),
+            ("x-tenant-id", "t"),
+            ("x-junk", "j"),
+            ("cookie", "c=1"),
+            ("authorization", "Bearer t"),
+            ("workloadaccesstoken", "from-the-wire-layer"),
+            ("x-amzn-bedrock-agentcore-runtime-user-id", "u"),
+            ("x-amzn-bedrock-agentcore-runtime-custom-unlisted", "u"),
+        ] {
+            caller.append(HeaderName::from_static(k), HeaderValue::from_static(v));
+        }
+        caller.append(
+            HeaderName::from_static("x-big"),
+            HeaderValue::from_str(&"x".repeat(MAX_ALLOWLISTED_VALUE + 1)).unwrap(),
+        );
+        let allow = vec!["x-tenant-id".to_string(), "x-big".to_string()];
+        let out = forwarded_headers(&caller, &allow);
+        let mut names: Vec<&str> = out.keys().map(|k| k.as_str()).collect();
+        names.sort_unstable();
+        assert_eq!(
+            names,
+            [
+                "accept",
+                "content-type",
+                "traceparent",
+                "workloadaccesstoken",
+                "x-tenant-id"
+            ]
+        );
+    }
+}

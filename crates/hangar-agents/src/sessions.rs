@@ -651,6 +651,12 @@ impl SessionStream {
     pub fn into_parts(self) -> (tokio::net::TcpStream, ActiveSession) {
         (self.stream, ActiveSession(self._guard))
     }
+
+    /// What of the caller's headers the agent may see on this connection: the same rules
+    /// (and the session version's allowlist) as for invocations.
+    pub fn forwarded_headers(&self, caller: &http::HeaderMap) -> http::HeaderMap {
+        crate::proxy::forwarded_headers(caller, &self._guard.0.header_allowlist)
+    }
 }
 
 /// Keeps a session counted as active (not idle) while held.

@@ -191,10 +191,12 @@ pub(crate) async fn websocket(
         .await?;
     let session_id = connection.session_id.clone();
     let port = connection.port;
+    let forwarded = connection.forwarded_headers(&parts.headers);
     let (stream, active) = connection.into_parts();
     let mut request = format!("ws://127.0.0.1:{port}/ws")
         .into_client_request()
         .map_err(|e| WireError::Internal(format!("agent WebSocket request: {e}")))?;
+    request.headers_mut().extend(forwarded);
     if let Ok(v) = HeaderValue::from_str(&session_id) {
         request.headers_mut().insert(crate::SESSION_ID_HEADER, v);
     }

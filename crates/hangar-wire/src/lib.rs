@@ -254,7 +254,8 @@ async fn handle(
         let target = authn::resolve(state, runtime, authn::qualifier(&parts)).await?;
         let pending =
             authn::authenticate(state, &parts, sigv4::parse(&parts), target.as_ref()).await?;
-        authn::finish(state, &parts, pending, &Bytes::new())?;
+        let principal = authn::finish(state, &parts, pending, &Bytes::new())?;
+        set_workload_token(state, &principal, target.as_ref(), &mut parts)?;
         return dataplane::websocket(state, runtime, &mut parts).await;
     }
     let path = path.as_str();

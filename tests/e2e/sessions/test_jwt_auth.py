@@ -470,6 +470,32 @@ def test_every_data_plane_route_of_a_jwt_runtime_authenticates(server, runtimes,
     assert refused.value.response.status_code == 403
 
 
+def test_websocket_gets_the_allowlisted_headers_and_a_workload_token(server, runtimes, oidc):
+    rt = runtimes["a"]
+    token = good_token(oidc)
+    sid = kit.new_session_id("wsh")
+    url = f"ws://127.0.0.1:{server.port}/runtimes/{urllib.parse.quote(rt.arn, safe='')}/ws"
+    sent = {"Authorization": f"Bearer {token}", kit.SESSION_HEADER: sid, "X-Tenant-Id": "t-9",
+            "X-Junk": "no", "WorkloadAccessToken": "forged", "Cookie": "a=b", "X-Amz-Foo": "no"}  # fmt: skip
+
+    async def first():
+        async with websockets.connect(url, additional_headers=sent) as c:
+            headers = json.loads(await asyncio.wait_for(c.recv(), 60))
+            await c.send("again")
+            return headers, await asyncio.wait_for(c.recv(), 30)
+
+    got, echo = asyncio.run(first())
+    assert echo == "again"
+    assert got["x-tenant-id"] == ["t-9"], got
+    assert got["authorization"] == [f"Bearer {token}"]
+    assert got[kit.SESSION_HEADER.lower()] == [sid]
+    for dropped in ("x-junk", "cookie", "x-amz-foo"):
+        assert dropped not in got, (dropped, sorted(got))
+    wat = got["workloadaccesstoken"]
+    assert len(wat) == 1 and wat[0] != "forged"
+    assert claims_of(wat[0])["sub"] == "client-a"
+
+
 # -------------------------------------------------------------------------------------------
 # strict SigV4 on the invocation path
 

@@ -5,6 +5,7 @@ contract's fixed set and the platform's own (session id, request id, WorkloadAcc
 and nothing else the caller sent.
 """
 
+import json
 import os
 
 from bedrock_agentcore.runtime import BedrockAgentCoreApp
@@ -19,6 +20,18 @@ def invoke(payload, context):
     for name, value in raw:
         headers.setdefault(name.decode("latin-1").lower(), []).append(value.decode("latin-1"))
     return {"agent": "headers", "headers": headers, "session_id": context.session_id}
+
+
+@app.websocket
+async def websocket(ws, context):
+    # The headers of the WebSocket upgrade as the agent got them, then one echo per message.
+    await ws.accept()
+    headers = {}
+    for name, value in ws.headers.raw:
+        headers.setdefault(name.decode("latin-1").lower(), []).append(value.decode("latin-1"))
+    await ws.send_text(json.dumps(headers))
+    while True:
+        await ws.send_text(await ws.receive_text())
 
 
 if __name__ == "__main__":
