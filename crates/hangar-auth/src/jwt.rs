@@ -106,6 +106,19 @@ pub struct VerifiedToken {
 /// Compiled rules by (runtime id, version); `None`: the version has no JWT authorizer.
 type RulesCache = HashMap<(String, u32), Option<Arc<JwtRules>>>;
 
+/// The most tokens whose signature check is remembered; the cache is emptied when full.
+const MAX_VERIFIED: usize = 4096;
+
+/// A token whose signature verified against one key set: callers repeating a token (an agent
+/// conversation) pay the asymmetric check once. Valid only while that exact key set is the
+/// provider's current one — a refetch (rotation) or an old set forces a full check again. The
+/// time, issuer and rule checks still run on every request.
+struct Verified {
+    discovery_url: String,
+    keys: Arc<crate::oidc::KeySet>,
+    claims: Map<String, Value>,
+}
+
 /// Every JWT authorizer of the server: the provider caches and the compiled rules of each
 /// runtime version.
 pub struct JwtAuthorizers {
@@ -114,6 +127,8 @@ pub struct JwtAuthorizers {
     providers: Providers,
     /// Rules by (runtime id, version): versions are immutable, so an entry never goes stale.
     rules: RwLock<RulesCache>,
+    /// Tokens whose signature verified, by SHA-256 of the token.
+    verified: RwLock<HashMap<[u8; 32], Arc<Verified>>>,
 }
 
 impl Default for JwtAuthorizers {
@@ -152,6 +167,7 @@ impl JwtAuthorizers {
             settings,
             providers: Providers::default(),
             rules: RwLock::new(HashMap::new()),
+            verified: RwLock::new(HashMap::new()),
         }
     }
 
@@ -193,6 +209,49 @@ impl JwtAuthorizers {
         token: &str,
         now: SystemTime,
     ) -> Result<VerifiedToken, Error> {
+        use sha2::{Digest, Sha256};
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let provider = self.providers.get(&rules.discovery_url);
+        let cached = self
+            .verified
+            .read()
+            .expect("poisoned")
+            .get(&digest)
+            .cloned();
+        let (keys, claims) = match (cached, provider.current()) {
+            (Some(v), Some(current))
+                if v.discovery_url == rules.discovery_url
+                    && Arc::ptr_eq(&v.keys, &current)
+                    && current.fetched_at.elapsed() < self.settings.refresh_after =>
+            {
+                (v.keys.clone(), v.claims.clone())
+            }
+            _ => {
+                let (keys, claims) = self.verify_signature(rules, token).await?;
+                let mut verified = self.verified.write().expect("poisoned");
+                if verified.len() >= MAX_VERIFIED {
+                    verified.clear();
+                }
+                verified.insert(
+                    digest,
+                    Arc::new(Verified {
+                        discovery_url: rules.discovery_url.clone(),
+                        keys: keys.clone(),
+                        claims: claims.clone(),
+                    }),
+                );
+                (keys, claims)
+            }
+        };
+        check_claims(&self.settings, rules, &keys.issuer, claims, now)
+    }
+
+    /// Steps 1–3: shape, key, signature; the verified claims.
+    async fn verify_signature(
+        &self,
+        rules: &JwtRules,
+        token: &str,
+    ) -> Result<(Arc<crate::oidc::KeySet>, Map<String, Value>), Error> {
         // 1. Shape and header.
         let mut parts = token.split('.');
         let (Some(header_b64), Some(payload_b64), Some(signature_b64), None) =
@@ -240,13 +299,25 @@ impl JwtAuthorizers {
             .ok()
             .and_then(|p| serde_json::from_slice(&p).ok())
             .ok_or(Rejection::Malformed)?;
+        Ok((keys, claims))
+    }
+}
 
+/// Steps 4–6 on verified claims.
+fn check_claims(
+    settings: &Settings,
+    rules: &JwtRules,
+    issuer: &str,
+    claims: Map<String, Value>,
+    now: SystemTime,
+) -> Result<VerifiedToken, Error> {
+    {
         // 4. Time.
         let now = now
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs_f64())
             .unwrap_or(0.0);
-        let leeway = self.settings.leeway.as_secs_f64();
+        let leeway = settings.leeway.as_secs_f64();
         let number = |name: &str| claims.get(name).and_then(Value::as_f64);
         let exp = number("exp").ok_or(Rejection::MissingExpiry)?;
         if now >= exp + leeway {
@@ -261,14 +332,14 @@ impl JwtAuthorizers {
 
         // 5. Issuer.
         let iss = claims.get("iss").and_then(Value::as_str);
-        if iss != Some(keys.issuer.as_str()) {
+        if iss != Some(issuer) {
             return Err(Rejection::WrongIssuer(iss.map(str::to_owned)).into());
         }
 
         // 6. The runtime's rules.
         check_rules(rules, &claims)?;
         Ok(VerifiedToken {
-            issuer: keys.issuer.clone(),
+            issuer: issuer.to_owned(),
             subject: claims.get("sub").and_then(Value::as_str).map(str::to_owned),
             client_id: claims
                 .get("client_id")

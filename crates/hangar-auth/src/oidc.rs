@@ -238,7 +238,7 @@ impl Provider {
         }
     }
 
-    fn current(&self) -> Option<Arc<KeySet>> {
+    pub(crate) fn current(&self) -> Option<Arc<KeySet>> {
         self.keys.read().expect("poisoned").clone()
     }
 

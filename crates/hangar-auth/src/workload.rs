@@ -15,8 +15,14 @@
 //! | `agent_runtime_arn` | the invoked runtime |
 //! | `iat`, `exp` | issue time, + [`WorkloadTokenIssuer::ttl`] |
 //! | `jti` | a fresh uuid |
+//!
+//! A token is reused for the same (workload, runtime, user, caller) while more than half its
+//! lifetime remains: signing is the one asymmetric operation on an invocation's path, and the
+//! binding is the same.
 
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -58,7 +64,12 @@ pub struct WorkloadTokenIssuer {
     key: EncodingKey,
     jwk: serde_json::Value,
     ttl: Duration,
+    /// Issued tokens by their binding, with their `exp`.
+    issued: std::sync::Mutex<HashMap<[String; 4], (Arc<str>, u64)>>,
 }
+
+/// The most issued tokens remembered for reuse; emptied when full.
+const MAX_ISSUED: usize = 4096;
 
 impl WorkloadTokenIssuer {
     /// An issuer with a fresh key (not persisted).
@@ -127,6 +138,7 @@ impl WorkloadTokenIssuer {
             key: EncodingKey::from_ec_der(der),
             jwk,
             ttl: Duration::from_secs(15 * 60),
+            issued: std::sync::Mutex::new(HashMap::new()),
         })
     }
 
@@ -144,12 +156,33 @@ impl WorkloadTokenIssuer {
         serde_json::json!({ "keys": [self.jwk] })
     }
 
-    /// A token for one invocation.
-    pub fn issue(&self, claims: &WorkloadClaims<'_>) -> Result<String, Error> {
+    /// A token for one invocation (a recent one with the same binding, see the module doc).
+    pub fn issue(&self, claims: &WorkloadClaims<'_>) -> Result<Arc<str>, Error> {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
+        let binding = [
+            claims.workload_identity_arn.to_owned(),
+            claims.agent_runtime_arn.to_owned(),
+            claims.user_id.to_owned(),
+            claims.caller.to_owned(),
+        ];
+        if let Some((token, exp)) = self.issued.lock().expect("poisoned").get(&binding) {
+            if exp.saturating_sub(now) > self.ttl.as_secs() / 2 {
+                return Ok(token.clone());
+            }
+        }
+        let token: Arc<str> = self.sign(claims, now)?.into();
+        let mut issued = self.issued.lock().expect("poisoned");
+        if issued.len() >= MAX_ISSUED {
+            issued.clear();
+        }
+        issued.insert(binding, (token.clone(), now + self.ttl.as_secs()));
+        Ok(token)
+    }
+
+    fn sign(&self, claims: &WorkloadClaims<'_>, now: u64) -> Result<String, Error> {
         let mut header = Header::new(Algorithm::ES256);
         header.kid = Some(self.kid.clone());
         let body = Claims {

@@ -664,10 +664,13 @@ async fn discovery_rotation_rate_limit_and_outage() {
         c
     };
 
-    // First use fetches; later ones are served from the cache.
+    // First use fetches; later ones are served from the cache (the same token string too,
+    // whose verified signature is remembered).
+    let repeated = k1.sign(&claims());
     a.authorize(&r, &k1.sign(&claims())).await.unwrap();
     for _ in 0..20 {
         a.authorize(&r, &k1.sign(&claims())).await.unwrap();
+        a.authorize(&r, &repeated).await.unwrap();
     }
     assert_eq!(idp.jwks_hits.load(Ordering::SeqCst), 1);
 
@@ -710,9 +713,13 @@ async fn discovery_rotation_rate_limit_and_outage() {
     tokio::time::sleep(Duration::from_millis(350)).await;
     cold.authorize(&r, &k3.sign(&claims())).await.unwrap();
     a.authorize(&r, &k3.sign(&claims())).await.unwrap();
-    // The rotated-out key is gone after the refetch.
+    // The rotated-out key is gone after the refetch, also for a token verified before.
     assert_eq!(
         rejection(a.authorize(&r, &k1.sign(&claims())).await),
+        Rejection::UnknownKey("k1".into())
+    );
+    assert_eq!(
+        rejection(a.authorize(&r, &repeated).await),
         Rejection::UnknownKey("k1".into())
     );
 }
@@ -767,6 +774,25 @@ fn workload_tokens_verify_against_the_published_key() {
     let data = jsonwebtoken::decode::<Value>(&token, &key.decoding, &v).unwrap();
     assert_eq!(data.claims["sub"], "user-1");
     assert_eq!(data.claims["caller"], "iam:AKID");
+    // Reused for the same binding, not across bindings.
+    let again_token = issuer
+        .issue(&crate::WorkloadClaims {
+            workload_identity_arn: "arn:aws:bedrock-agentcore:us-east-1:123456789012:workload-identity-directory/default/workload-identity/rt-1",
+            agent_runtime_arn: "arn:aws:bedrock-agentcore:us-east-1:123456789012:runtime/rt-1",
+            user_id: "user-1",
+            caller: "iam:AKID",
+        })
+        .unwrap();
+    assert_eq!(token, again_token);
+    let other_user = issuer
+        .issue(&crate::WorkloadClaims {
+            workload_identity_arn: "arn:aws:bedrock-agentcore:us-east-1:123456789012:workload-identity-directory/default/workload-identity/rt-1",
+            agent_runtime_arn: "arn:aws:bedrock-agentcore:us-east-1:123456789012:runtime/rt-1",
+            user_id: "user-2",
+            caller: "iam:AKID",
+        })
+        .unwrap();
+    assert_ne!(token, other_user);
     // Another server's key does not verify it.
     let other = crate::WorkloadTokenIssuer::generate("http://hangar.test").unwrap();
     let other_key = key_from_jwk(&other.jwks()["keys"][0]).unwrap();
