@@ -16,7 +16,7 @@ mod sessions;
 
 pub use launch::Protocol;
 pub use provisioner::AgentProvisioner;
-pub use proxy::{Invocation, InvocationResponse};
+pub use proxy::{Invocation, InvocationResponse, WORKLOAD_TOKEN_HEADER};
 pub use sessions::{
     ActiveSession, AgentCard, CommandEvent, CommandRun, SessionInfo, SessionLogs, SessionManager,
     SessionStream, SessionsConfig,

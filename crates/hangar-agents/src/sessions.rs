@@ -674,17 +674,7 @@ impl Inner {
             activity: Mutex::new((now, Timestamp::now())),
             in_flight: AtomicUsize::new(0),
             lifecycle,
-            header_allowlist: version
-                .config
-                .get("requestHeaderConfiguration")
-                .and_then(|c| c.get("requestHeaderAllowlist"))
-                .and_then(|l| l.as_array())
-                .map(|l| {
-                    l.iter()
-                        .filter_map(|h| h.as_str().map(str::to_owned))
-                        .collect()
-                })
-                .unwrap_or_default(),
+            header_allowlist: proxy::effective_allowlist(&version.config),
             env,
             mcp_aliases: Mutex::new(Vec::new()),
         });
@@ -1024,6 +1014,12 @@ impl SessionStream {
     /// The connection, and what keeps the session counted as active until dropped.
     pub fn into_parts(self) -> (tokio::net::TcpStream, ActiveSession) {
         (self.stream, ActiveSession(self._guard))
+    }
+
+    /// What of the caller's headers the agent may see on this connection: the same rules
+    /// (and the session version's allowlist) as for invocations.
+    pub fn forwarded_headers(&self, caller: &http::HeaderMap) -> http::HeaderMap {
+        crate::proxy::forwarded_headers(caller, &self._guard.0.header_allowlist)
     }
 }
 

@@ -13,6 +13,10 @@
 //!   (`--min-available-mib`) or `--max-secs` pass; leaves them open with `--no-cleanup` (the
 //!   caller measures their memory, then runs `stop`).
 //! - `stop`: StopRuntimeSession for a list of session ids.
+//! - `auth`: the cost of the inbound authorizer: N sequential invokes of a SigV4 runtime
+//!   alternating one for one with N of a runtime with a JWT authorizer (`Authorization:
+//!   Bearer`, warm JWKS cache), both the same agent; prints both distributions and the
+//!   difference.
 //!
 //! Requests to Hangar are signed like every other loadgen request (see `client.rs`):
 //! `SignedHeaders=content-type;host;x-amz-date`, payload hash of the body; the session header
@@ -65,6 +69,7 @@ impl InvokeArgs {
             Mode::Cold(a) => &a.common,
             Mode::Idle(a) => &a.common,
             Mode::Stop(a) => &a.common,
+            Mode::Auth(a) => &a.common,
         }
     }
 }
@@ -79,6 +84,27 @@ enum Mode {
     Idle(IdleArgs),
     /// StopRuntimeSession for the given session ids.
     Stop(StopArgs),
+    /// Sequential invokes: a SigV4 runtime vs a JWT-authorized one (same agent).
+    Auth(AuthArgs),
+}
+
+#[derive(Args)]
+struct AuthArgs {
+    /// The SigV4 runtime is `--runtime-arn`.
+    #[command(flatten)]
+    common: Common,
+    /// The runtime with a `customJWTAuthorizer`.
+    #[arg(long)]
+    jwt_runtime_arn: String,
+    /// A token that runtime accepts, sent as `Authorization: Bearer`.
+    #[arg(long)]
+    bearer_token: String,
+    /// Measured requests per runtime.
+    #[arg(long, default_value_t = 2000)]
+    requests: u64,
+    /// Unmeasured requests per runtime first.
+    #[arg(long, default_value_t = 200)]
+    warmup_requests: u64,
 }
 
 #[derive(Args)]
@@ -183,6 +209,7 @@ pub async fn run(a: InvokeArgs) -> Result<()> {
         Mode::Cold(a) => cold(a).await?,
         Mode::Idle(a) => idle(a).await?,
         Mode::Stop(a) => stop_all(a).await?,
+        Mode::Auth(a) => auth(a).await?,
     };
     println!("{}", serde_json::to_string_pretty(&Value::Object(out))?);
     Ok(())
@@ -763,6 +790,101 @@ async fn warm(a: WarmArgs) -> Result<Map<String, Value>> {
     out.insert("stop_ms".into(), stopped);
     // Server CPU over the measured phase, per Hangar invoke (the direct calls cost it nothing).
     snap0.report(&snap1, hs.total.len() as u64, &mut out);
+    Ok(out)
+}
+
+// ------------------------------------------------------------------ auth
+
+/// InvokeAgentRuntime of `arn` with a bearer token instead of a signature (the same other
+/// headers as a signed invoke).
+fn bearer_invoke(
+    dp: &DataPlane,
+    arn: &str,
+    token: &str,
+    session_id: &str,
+) -> Result<Request<Full<Bytes>>> {
+    let q = dp
+        .qualifier
+        .as_deref()
+        .map(|q| format!("?qualifier={}", encode_label(q)))
+        .unwrap_or_default();
+    let pq = format!("/runtimes/{}/invocations{q}", encode_label(arn));
+    let mut req = Request::builder()
+        .method(Method::POST)
+        .uri(&pq)
+        .body(Full::new(dp.payload.clone()))?;
+    let h = req.headers_mut();
+    h.insert("host", HeaderValue::try_from(dp.target.addr.to_string())?);
+    h.insert("content-type", HeaderValue::from_static("application/json"));
+    h.insert(
+        "authorization",
+        HeaderValue::try_from(format!("Bearer {token}"))?,
+    );
+    h.insert("user-agent", HeaderValue::from_static(USER_AGENT));
+    h.insert(SESSION_HEADER, HeaderValue::try_from(session_id)?);
+    h.insert("content-length", HeaderValue::from(dp.payload.len()));
+    Ok(req)
+}
+
+async fn auth(a: AuthArgs) -> Result<Map<String, Value>> {
+    let mut dp = DataPlane::new(&a.common)?;
+    let mut sig_conn = Http::new(dp.target.addr);
+    let mut jwt_conn = Http::new(dp.target.addr);
+    let (sig_sid, jwt_sid) = (new_session_id("auth-sigv4"), new_session_id("auth-jwt"));
+    let jwt = |dp: &DataPlane| bearer_invoke(dp, &a.jwt_runtime_arn, &a.bearer_token, &jwt_sid);
+    // First invokes start the sandboxes (and fill the JWKS cache); then warm-up.
+    for i in 0..=a.warmup_requests {
+        let s = sig_conn.send(dp.invoke(&sig_sid)?).await?;
+        if !s.ok() {
+            bail!(
+                "SigV4 invoke {i} failed: {}",
+                s.describe("InvokeAgentRuntime")
+            );
+        }
+        let j = jwt_conn.send(jwt(&dp)?).await?;
+        if !j.ok() {
+            bail!(
+                "JWT invoke {i} failed: {}",
+                j.describe("InvokeAgentRuntime")
+            );
+        }
+    }
+    let mut ss = Series::default();
+    let mut js = Series::default();
+    let snap0 = Snapshot::take(a.common.target.server_pid);
+    for i in 0..a.requests {
+        for turn in 0..2 {
+            if (turn == 0) == (i % 2 == 0) {
+                let req = dp.invoke(&sig_sid)?;
+                let start = Instant::now();
+                let r = sig_conn.send(req).await;
+                ss.record(start, r, "InvokeAgentRuntime (SigV4)");
+            } else {
+                let req = jwt(&dp)?;
+                let start = Instant::now();
+                let r = jwt_conn.send(req).await;
+                js.record(start, r, "InvokeAgentRuntime (JWT)");
+            }
+        }
+    }
+    let snap1 = Snapshot::take(a.common.target.server_pid);
+    if !a.common.target.no_cleanup {
+        let _ = stop_session(&mut dp, &mut sig_conn, &sig_sid).await;
+    }
+    let mut out = header("invoke-auth", &a.common);
+    out.insert("jwt_runtime_arn".into(), json!(a.jwt_runtime_arn));
+    out.insert("requests".into(), json!(a.requests));
+    out.insert("sigv4".into(), ss.report());
+    out.insert("jwt".into(), js.report());
+    let diff = |p: f64| match (js.p(p), ss.p(p)) {
+        (Some(j), Some(s)) => json!(round(j - s, 4)),
+        _ => Value::Null,
+    };
+    out.insert(
+        "jwt_minus_sigv4_ms".into(),
+        json!({ "p50": diff(50.0), "p90": diff(90.0), "p99": diff(99.0) }),
+    );
+    snap0.report(&snap1, (ss.total.len() + js.total.len()) as u64, &mut out);
     Ok(out)
 }
 

@@ -281,7 +281,9 @@ pub(crate) async fn websocket(
     let sessions = sessions(state)?;
     let upgrade = WebSocketUpgrade::from_request_parts(parts, &())
         .await
-        .map_err(|e| WireError::cannot_parse(format!("Not a WebSocket upgrade: {e}")))?;
+        .map_err(|e| WireError::cannot_parse(format!("Not a WebSocket upgrade: {e}")))?
+        // Browsers send their bearer token as a subprotocol; the plain name is the one agreed.
+        .protocols([crate::authn::WS_BEARER_PROTOCOL]);
     let runtime = percent_encoding::percent_decode_str(runtime_label)
         .decode_utf8()
         .map_err(|_| WireError::cannot_parse("The runtime in the path is not valid UTF-8."))?
@@ -334,10 +336,12 @@ pub(crate) async fn websocket(
         .await?;
     let session_id = connection.session_id.clone();
     let port = connection.port;
+    let forwarded = connection.forwarded_headers(&parts.headers);
     let (stream, active) = connection.into_parts();
     let mut request = format!("ws://127.0.0.1:{port}/ws")
         .into_client_request()
         .map_err(|e| WireError::Internal(format!("agent WebSocket request: {e}")))?;
+    request.headers_mut().extend(forwarded);
     if let Ok(v) = HeaderValue::from_str(&session_id) {
         request.headers_mut().insert(crate::SESSION_ID_HEADER, v);
     }

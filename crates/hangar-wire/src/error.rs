@@ -34,6 +34,17 @@ pub enum WireError {
     /// this Hangar does not serve.
     #[error("{0}")]
     UnknownOperation(String),
+    /// 401 `UnauthorizedException`: a JWT runtime called without a valid bearer token. The
+    /// challenge goes out as `WWW-Authenticate`.
+    #[error("{message}")]
+    Unauthorized {
+        message: String,
+        www_authenticate: Option<String>,
+    },
+    /// 503 `ServiceUnavailableException`: a dependency Hangar cannot do without (a JWT
+    /// authorizer's identity provider) is unreachable; retryable.
+    #[error("{0}")]
+    ServiceUnavailable(String),
     /// 403 `AccessDeniedException`.
     #[error("{0}")]
     AccessDenied(String),
@@ -89,6 +100,8 @@ impl WireError {
         match self {
             WireError::Validation { .. } => "ValidationException",
             WireError::UnknownOperation(_) => "UnknownOperationException",
+            WireError::Unauthorized { .. } => "UnauthorizedException",
+            WireError::ServiceUnavailable(_) => "ServiceUnavailableException",
             WireError::AccessDenied(_) => "AccessDeniedException",
             WireError::NotFound(_) => "ResourceNotFoundException",
             WireError::Conflict(_) => "ConflictException",
@@ -106,6 +119,8 @@ impl WireError {
             WireError::Validation { .. } => StatusCode::BAD_REQUEST,
             WireError::UnknownOperation(_) | WireError::NotFound(_) => StatusCode::NOT_FOUND,
             WireError::AccessDenied(_) | WireError::Auth(_) => StatusCode::FORBIDDEN,
+            WireError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            WireError::ServiceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             WireError::Conflict(_) | WireError::RetryableConflict(_) => StatusCode::CONFLICT,
             WireError::RuntimeClient(_) => StatusCode::FAILED_DEPENDENCY,
             WireError::QuotaExceeded(_) => StatusCode::PAYMENT_REQUIRED,
@@ -160,6 +175,15 @@ impl IntoResponse for WireError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
+        if let WireError::Unauthorized {
+            www_authenticate: Some(challenge),
+            ..
+        } = &self
+        {
+            if let Ok(v) = HeaderValue::from_str(challenge) {
+                headers.insert(header::WWW_AUTHENTICATE, v);
+            }
+        }
         response
     }
 }

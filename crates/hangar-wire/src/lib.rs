@@ -35,6 +35,7 @@ pub mod error;
 pub mod eventstream;
 pub mod sigv4;
 
+mod authn;
 mod bind;
 mod dataplane;
 mod encode;
@@ -58,7 +59,6 @@ use http::HeaderValue;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use routes::{Handler, Labels, RouteTable};
 use std::sync::Arc;
-use std::time::SystemTime;
 use tracing::Instrument;
 
 /// The largest body a JSON operation accepts (4 MiB). AgentCore's largest JSON inputs
@@ -85,6 +85,10 @@ pub struct WireState {
     /// UnknownOperationException.
     pub code_interpreters: Option<Arc<hangar_tools::CodeInterpreters>>,
     pub auth: AuthMode,
+    /// The runtimes' JWT authorizers (provider caches, compiled rules).
+    pub authorizers: Arc<hangar_auth::JwtAuthorizers>,
+    /// Issues the `WorkloadAccessToken` agents receive; without it none is sent.
+    pub workload_tokens: Option<Arc<hangar_auth::WorkloadTokenIssuer>>,
     /// Reported by `GET /_hangar/health`.
     pub version: String,
 }
@@ -98,8 +102,20 @@ impl WireState {
             sessions: None,
             code_interpreters: None,
             auth,
+            authorizers: Arc::new(hangar_auth::JwtAuthorizers::default()),
+            workload_tokens: None,
             version: env!("CARGO_PKG_VERSION").to_string(),
         }
+    }
+
+    pub fn with_authorizers(mut self, authorizers: Arc<hangar_auth::JwtAuthorizers>) -> Self {
+        self.authorizers = authorizers;
+        self
+    }
+
+    pub fn with_workload_tokens(mut self, issuer: Arc<hangar_auth::WorkloadTokenIssuer>) -> Self {
+        self.workload_tokens = Some(issuer);
+        self
     }
 
     pub fn with_sessions(mut self, sessions: Arc<hangar_agents::SessionManager>) -> Self {
@@ -141,6 +157,10 @@ pub fn router(state: WireState) -> Router {
         .route("/_hangar/health", get(health).fallback(dispatch))
         .route("/_hangar/sessions", get(list_sessions).fallback(dispatch))
         .route(
+            "/_hangar/workload-identity/jwks.json",
+            get(workload_jwks).fallback(dispatch),
+        )
+        .route(
             "/_hangar/runtimes/{runtime_id}/sessions/{session_id}/logs",
             get(session_logs).fallback(dispatch),
         )
@@ -181,6 +201,14 @@ async fn request_context(mut request: Request, next: Next) -> Response {
 
 async fn health(State(state): State<Arc<WireState>>) -> Response {
     Json(serde_json::json!({ "status": "ok", "version": state.version })).into_response()
+}
+
+/// The public key of the workload access tokens this server issues.
+async fn workload_jwks(State(state): State<Arc<WireState>>) -> Response {
+    match &state.workload_tokens {
+        Some(issuer) => Json(issuer.jwks()).into_response(),
+        None => Json(serde_json::json!({ "keys": [] })).into_response(),
+    }
 }
 
 /// Live agent sessions.
@@ -236,21 +264,11 @@ async fn handle(
         return Err(WireError::unknown_operation(&parts.method, &path));
     }
     if let Some(runtime) = websocket_runtime(&parts.method, &path) {
-        let presented = sigv4::parse(&parts)?;
-        match presented {
-            sigv4::Presented::SigV4(signature) => {
-                state
-                    .auth
-                    .verify(&parts, &signature, &Bytes::new(), SystemTime::now())?;
-            }
-            sigv4::Presented::Bearer(_) => {
-                return Err(AuthError::IncompleteSignature(format!(
-                    "This runtime requires {} (SigV4) authentication, not a bearer token.",
-                    sigv4::ALGORITHM
-                ))
-                .into())
-            }
-        }
+        let target = authn::resolve(state, runtime, authn::qualifier(&parts)).await?;
+        let pending =
+            authn::authenticate(state, &parts, sigv4::parse(&parts), target.as_ref()).await?;
+        let principal = authn::finish(state, &parts, pending, &Bytes::new())?;
+        set_workload_token(state, &principal, target.as_ref(), &mut parts)?;
         return dataplane::websocket(state, runtime, &mut parts).await;
     }
     let path = path.as_str();
@@ -260,34 +278,53 @@ async fn handle(
     }
 
     // Authentication comes before the 404 for unknown routes, as on AWS: an unsigned request
-    // learns nothing about which paths exist.
-    let presented = sigv4::parse(&parts)?;
+    // learns nothing about which paths exist. Routes naming a runtime authenticate by that
+    // runtime's authorizer (`authn`); everything else is SigV4.
+    let runtime_label = route.as_ref().and_then(|m| {
+        (m.target.def.service == hangar_model::Service::Data)
+            .then(|| m.labels.iter().find(|(k, _)| *k == "agentRuntimeArn"))
+            .flatten()
+            .map(|(_, v)| *v)
+    });
+    let target = match runtime_label {
+        Some(label) => authn::resolve(state, label, authn::qualifier(&parts)).await?,
+        None => None,
+    };
+    let pending = match runtime_label {
+        Some(_) => {
+            authn::authenticate(state, &parts, sigv4::parse(&parts), target.as_ref()).await?
+        }
+        None => match sigv4::parse(&parts)? {
+            sigv4::Presented::SigV4(signature) => authn::Pending::SigV4(signature),
+            sigv4::Presented::Bearer(_) => {
+                return Err(AuthError::IncompleteSignature(format!(
+                    "This operation requires {} (SigV4) authentication, not a bearer token.",
+                    sigv4::ALGORITHM
+                ))
+                .into())
+            }
+        },
+    };
     let limit = match route.as_ref().map(|m| m.target.handler) {
         Some(Handler::InvokeAgentRuntime) => dataplane::MAX_PAYLOAD_BYTES,
         Some(Handler::CodeInterpreter) => tools::MAX_INVOKE_BODY_BYTES,
         _ => MAX_JSON_BODY_BYTES,
     };
     let body = read_body(body, &parts.headers, limit).await?;
-    let signature = match presented {
-        sigv4::Presented::SigV4(signature) => signature,
-        sigv4::Presented::Bearer(_) => {
-            return Err(AuthError::IncompleteSignature(format!(
-                "This operation requires {} (SigV4) authentication, not a bearer token.",
-                sigv4::ALGORITHM
-            ))
-            .into())
-        }
-    };
-    let caller = state
-        .auth
-        .verify(&parts, &signature, &body, SystemTime::now())?;
+    let principal = authn::finish(state, &parts, pending, &body)?;
 
     let Some(m) = route else {
         return Err(WireError::unknown_operation(&parts.method, path));
     };
+    if runtime_label.is_some() {
+        set_workload_token(state, &principal, target.as_ref(), &mut parts)?;
+    }
     let ctx = RequestContext {
         request_id: request_id.0,
-        access_key_id: Some(caller.access_key_id),
+        access_key_id: match principal {
+            authn::Principal::Iam { access_key_id } => Some(access_key_id),
+            authn::Principal::Jwt(_) => None,
+        },
     };
     match m.target.handler {
         Handler::Control => control(state, &ctx, m.target.def, &m.labels, &parts, body).await,
@@ -314,6 +351,43 @@ async fn handle(
         ))
         .into()),
     }
+}
+
+/// Replaces whatever `WorkloadAccessToken` the caller sent with one this server signs for the
+/// runtime's workload identity, the user and the authenticated caller (or none, when there is
+/// no user: plain SigV4 without `X-Amzn-Bedrock-AgentCore-Runtime-User-Id`). The proxy passes
+/// this header on as one of the platform's own.
+fn set_workload_token(
+    state: &WireState,
+    principal: &authn::Principal,
+    target: Option<&authn::RuntimeAuth>,
+    parts: &mut http::request::Parts,
+) -> Result<(), WireError> {
+    parts.headers.remove(hangar_agents::WORKLOAD_TOKEN_HEADER);
+    let (Some(issuer), Some(target)) = (&state.workload_tokens, target) else {
+        return Ok(());
+    };
+    let Some((user, caller)) = authn::workload_subject(principal, parts) else {
+        return Ok(());
+    };
+    let workload = state
+        .control
+        .partition()
+        .workload_identity_arn(&target.runtime_id);
+    let token = issuer
+        .issue(&hangar_auth::WorkloadClaims {
+            workload_identity_arn: &workload,
+            agent_runtime_arn: &target.runtime_arn,
+            user_id: &user,
+            caller: &caller,
+        })
+        .map_err(|e| WireError::Internal(e.to_string()))?;
+    if let Ok(value) = HeaderValue::from_str(&token) {
+        parts
+            .headers
+            .insert(hangar_agents::WORKLOAD_TOKEN_HEADER, value);
+    }
+    Ok(())
 }
 
 /// The runtime label of `GET /runtimes/{runtime}/ws`, the agent WebSocket.

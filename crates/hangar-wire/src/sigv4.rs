@@ -284,8 +284,8 @@ pub struct Signature {
 #[derive(Debug, Clone)]
 pub enum Presented {
     SigV4(Signature),
-    /// `Authorization: Bearer ...`. No operation accepts it yet; runtimes with a JWT
-    /// authorizer will (data plane).
+    /// `Authorization: Bearer ...`: accepted only by the data-plane routes of runtimes with a
+    /// JWT authorizer (`authn.rs`).
     Bearer(String),
 }
 

@@ -85,6 +85,10 @@ pub struct ServeArgs {
     /// Live code-interpreter sessions at most.
     #[arg(long, default_value_t = 64)]
     code_interpreter_max_sessions: usize,
+    /// JWT authorizers: the least time, in seconds, between two fetches of one identity
+    /// provider's discovery document and JWKS (on an unknown `kid`, or after a failure).
+    #[arg(long, default_value_t = 10.0)]
+    jwt_refetch_interval: f64,
 }
 
 fn default_data_dir() -> anyhow::Result<PathBuf> {
@@ -159,6 +163,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         std::time::Duration::from_secs(args.image_gc_interval_secs.max(1)),
     );
 
+    let public_url = format!("http://{}", args.listen);
     let sessions_config = SessionsConfig {
         limits: Limits {
             memory_bytes: Some(args.session_memory_mib << 20),
@@ -166,7 +171,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             max_processes: Some(args.session_max_processes),
             ..Limits::default()
         },
-        public_url: format!("http://{}", args.listen),
+        public_url: public_url.clone(),
         ..SessionsConfig::default()
     };
     // The control plane is useful without sandboxes (no bubblewrap, not root): serve it and
@@ -219,7 +224,23 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         )
     });
 
-    let mut state = WireState::new(control, auth);
+    let authorizers = Arc::new(hangar_auth::JwtAuthorizers::new(hangar_auth::Settings {
+        min_refetch_interval: std::time::Duration::from_secs_f64(
+            args.jwt_refetch_interval.max(0.0),
+        ),
+        ..hangar_auth::Settings::default()
+    }));
+    // Kept in the data directory so tokens issued before a restart still verify after it.
+    let workload_tokens = Arc::new(
+        hangar_auth::WorkloadTokenIssuer::load_or_create(
+            public_url.clone(),
+            &data_dir.join("workload-token-key.der"),
+        )
+        .context("loading the workload access token key")?,
+    );
+    let mut state = WireState::new(control, auth)
+        .with_authorizers(authorizers)
+        .with_workload_tokens(workload_tokens);
     if let Some(sessions) = &sessions {
         state = state.with_sessions(sessions.clone());
     }
