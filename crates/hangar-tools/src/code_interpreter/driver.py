@@ -549,7 +549,8 @@ class Driver:
             task.canceled = True
             killpg(task.proc.pid)
             try:
-                task.proc.wait(5)
+                # SIGKILL cannot be ignored; the wait only covers a very busy host.
+                task.proc.wait(30)
             except Exception:
                 pass
         return task.result()

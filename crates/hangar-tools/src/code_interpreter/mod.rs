@@ -258,6 +258,9 @@ struct SessionState {
     last_updated_at: Timestamp,
     /// Present while READY.
     sandbox: Option<Arc<dyn Sandbox>>,
+    /// The session's timeout timer, cancelled when it ends otherwise (so a stopped session
+    /// with an 8-hour timeout holds no task).
+    timer: Option<tokio::task::AbortHandle>,
 }
 
 struct Session {
@@ -461,6 +464,7 @@ impl CodeInterpreters {
                     status: CodeInterpreterSessionStatus::Ready,
                     last_updated_at: now,
                     sandbox: Some(warm.sandbox.clone()),
+                    timer: None,
                 }),
                 driver: tokio::sync::Mutex::new(Some(warm.driver)),
             });
@@ -474,13 +478,21 @@ impl CodeInterpreters {
         tracing::info!(session = %session.id, code_interpreter = %ci, ?network, timeout_secs, "code-interpreter session started");
         // The timeout is a TTL from the start, whatever the activity.
         let this = self.this.clone();
-        let reaped = session.clone();
-        tokio::spawn(async move {
+        let reaped = Arc::downgrade(&session);
+        let timer = tokio::spawn(async move {
             tokio::time::sleep(Duration::from_secs(timeout_secs.max(1) as u64)).await;
-            if let Some(this) = this.upgrade() {
-                this.terminate(&reaped, "timeout");
+            if let (Some(this), Some(session)) = (this.upgrade(), reaped.upgrade()) {
+                this.terminate(&session, "timeout");
             }
         });
+        {
+            let mut st = session.state();
+            if st.status == CodeInterpreterSessionStatus::Ready {
+                st.timer = Some(timer.abort_handle());
+            } else {
+                timer.abort();
+            }
+        }
         Ok(StartCodeInterpreterSessionResponse {
             code_interpreter_identifier: ci,
             created_at: now,
@@ -529,6 +541,9 @@ impl CodeInterpreters {
             }
             st.status = CodeInterpreterSessionStatus::Terminated;
             st.last_updated_at = Timestamp::now();
+            if let Some(timer) = st.timer.take() {
+                timer.abort();
+            }
             st.sandbox.take()
         };
         tracing::info!(session = %session.id, reason, "code-interpreter session terminated");
