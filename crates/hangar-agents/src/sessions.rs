@@ -960,8 +960,7 @@ fn take_utf8(bytes: &mut Vec<u8>) -> String {
         }
         Err(e) if e.error_len().is_none() => {
             let rest = bytes.split_off(e.valid_up_to());
-            let s = String::from_utf8(std::mem::replace(bytes, rest)).expect("valid prefix");
-            s
+            String::from_utf8(std::mem::replace(bytes, rest)).expect("valid prefix")
         }
         Err(_) => {
             let s = String::from_utf8_lossy(bytes).into_owned();
