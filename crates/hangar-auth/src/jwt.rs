@@ -179,6 +179,19 @@ impl JwtAuthorizers {
         &self.providers
     }
 
+    /// The authorization server a runtime's clients should get tokens from: the provider's
+    /// issuer once its discovery document was fetched, else the discovery URL without its
+    /// `/.well-known/…` part (what the issuer is by OpenID Discovery's rules).
+    pub fn issuer_hint(&self, rules: &JwtRules) -> String {
+        if let Some(set) = self.providers.get(&rules.discovery_url).current() {
+            return set.issuer.clone();
+        }
+        match rules.discovery_url.find("/.well-known/") {
+            Some(i) => rules.discovery_url[..i].to_owned(),
+            None => rules.discovery_url.clone(),
+        }
+    }
+
     /// The compiled rules of one runtime version, parsed once from its `authorizerConfiguration`.
     pub fn rules_for(
         &self,

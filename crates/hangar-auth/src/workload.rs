@@ -65,8 +65,11 @@ pub struct WorkloadTokenIssuer {
     jwk: serde_json::Value,
     ttl: Duration,
     /// Issued tokens by their binding, with their `exp`.
-    issued: std::sync::Mutex<HashMap<[String; 4], (Arc<str>, u64)>>,
+    issued: std::sync::Mutex<IssuedCache>,
 }
+
+/// Issued tokens by (workload, runtime, user, caller), with their `exp`.
+type IssuedCache = HashMap<[String; 4], (Arc<str>, u64)>;
 
 /// The most issued tokens remembered for reuse; emptied when full.
 const MAX_ISSUED: usize = 4096;

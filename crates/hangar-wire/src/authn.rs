@@ -205,9 +205,36 @@ pub(crate) fn websocket_bearer(parts: &Parts) -> Option<String> {
     None
 }
 
-/// `WWW-Authenticate` for a JWT runtime: where its protected-resource metadata lives (spec §E;
-/// AWS names its own https endpoint, Hangar the host the caller reached).
-fn challenge(parts: &Parts, runtime: &RuntimeAuth) -> String {
+/// `GET /runtimes/{runtime}/invocations/.well-known/oauth-protected-resource`: the OAuth
+/// protected-resource metadata (RFC 9728) that the 401 challenge points JWT clients to. No
+/// authentication (clients read it before they have a token); 404 for runtimes without a JWT
+/// authorizer. AWS's document is not public (spec §G.8): this one carries the RFC's members.
+pub(crate) async fn protected_resource(
+    state: &WireState,
+    runtime_label: &str,
+    parts: &Parts,
+) -> Result<axum::response::Response, WireError> {
+    use axum::response::IntoResponse;
+    let target = resolve(state, runtime_label, qualifier(parts)).await?;
+    let Some((runtime, rules)) = target
+        .as_ref()
+        .and_then(|t| t.rules.as_ref().map(|r| (t, r)))
+    else {
+        return Err(WireError::NotFound(
+            "No OAuth protected resource: the runtime does not exist or does not use a JWT authorizer.".into(),
+        ));
+    };
+    let document = serde_json::json!({
+        "resource": format!("{}/invocations?qualifier={}", runtime_url(parts, runtime), runtime.qualifier),
+        "authorization_servers": [state.authorizers.issuer_hint(rules)],
+        "bearer_methods_supported": ["header"],
+        "scopes_supported": rules.allowed_scopes.clone().unwrap_or_default(),
+    });
+    Ok(axum::Json(document).into_response())
+}
+
+/// `http://{host}/runtimes/{escaped arn}` as the caller reached this server.
+fn runtime_url(parts: &Parts, runtime: &RuntimeAuth) -> String {
     let host = parts
         .headers
         .get(http::header::HOST)
@@ -220,8 +247,15 @@ fn challenge(parts: &Parts, runtime: &RuntimeAuth) -> String {
         .remove(b'.')
         .remove(b'~');
     let arn = percent_encoding::utf8_percent_encode(&runtime.runtime_arn, LABEL);
+    format!("http://{host}/runtimes/{arn}")
+}
+
+/// `WWW-Authenticate` for a JWT runtime: where its protected-resource metadata lives (spec §E;
+/// AWS names its own https endpoint, Hangar the host the caller reached).
+fn challenge(parts: &Parts, runtime: &RuntimeAuth) -> String {
     format!(
-        "Bearer resource_metadata=\"http://{host}/runtimes/{arn}/invocations/.well-known/oauth-protected-resource?qualifier={}\"",
+        "Bearer resource_metadata=\"{}/invocations/.well-known/oauth-protected-resource?qualifier={}\"",
+        runtime_url(parts, runtime),
         runtime.qualifier
     )
 }

@@ -263,6 +263,9 @@ async fn handle(
     if path.starts_with(HANGAR_PREFIX) {
         return Err(WireError::unknown_operation(&parts.method, &path));
     }
+    if let Some(runtime) = protected_resource_runtime(&parts.method, &path) {
+        return authn::protected_resource(state, runtime, &parts).await;
+    }
     if let Some(runtime) = websocket_runtime(&parts.method, &path) {
         let target = authn::resolve(state, runtime, authn::qualifier(&parts)).await?;
         let pending =
@@ -388,6 +391,17 @@ fn set_workload_token(
             .insert(hangar_agents::WORKLOAD_TOKEN_HEADER, value);
     }
     Ok(())
+}
+
+/// The runtime label of `GET /runtimes/{runtime}/invocations/.well-known/oauth-protected-resource`.
+fn protected_resource_runtime<'a>(method: &http::Method, path: &'a str) -> Option<&'a str> {
+    if method != http::Method::GET {
+        return None;
+    }
+    let runtime = path
+        .strip_prefix("/runtimes/")?
+        .strip_suffix("/invocations/.well-known/oauth-protected-resource")?;
+    (!runtime.is_empty() && !runtime.contains('/')).then_some(runtime)
 }
 
 /// The runtime label of `GET /runtimes/{runtime}/ws`, the agent WebSocket.

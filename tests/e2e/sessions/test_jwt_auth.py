@@ -380,7 +380,7 @@ def test_rejection_matrix(server, runtimes, oidc):
             raise AssertionError(f"case {name!r}: {e}") from e
 
 
-def test_no_token_gets_the_challenge(server, runtimes):
+def test_no_token_gets_the_challenge(server, runtimes, oidc):
     rt = runtimes["a"]
     resp = bearer_invoke(server, rt.arn, None)
     assert resp.status_code == 401, resp.text
@@ -390,6 +390,20 @@ def test_no_token_gets_the_challenge(server, runtimes):
         f'Bearer resource_metadata="http://127.0.0.1:{server.port}/runtimes/{escaped}'
         f'/invocations/.well-known/oauth-protected-resource?qualifier=DEFAULT"'
     )
+    # The challenge's metadata document names the provider to get a token from (no auth).
+    url = resp.headers["WWW-Authenticate"].split('"')[1]
+    prm = requests.get(url, timeout=30)
+    assert prm.status_code == 200, prm.text
+    assert prm.json() == {
+        "resource": f"http://127.0.0.1:{server.port}/runtimes/{escaped}/invocations?qualifier=DEFAULT",
+        "authorization_servers": [oidc.issuer],
+        "bearer_methods_supported": ["header"],
+        "scopes_supported": ["agent:invoke"],
+    }
+    # SigV4 runtimes have none.
+    iam = urllib.parse.quote(runtimes["iam"].arn, safe="")
+    r = requests.get(f"{server.url}/runtimes/{iam}/invocations/.well-known/oauth-protected-resource", timeout=30)
+    assert r.status_code == 404, r.text
 
 
 def test_sigv4_on_a_jwt_runtime_and_bearer_on_a_sigv4_runtime(server, runtimes, oidc, dep):
