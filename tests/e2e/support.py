@@ -125,7 +125,11 @@ class HangarServer:
         extra_args: Optional[list] = None,
         extra_env: Optional[dict] = None,
         code_artifacts: bool = True,
+        container_images: Optional[str] = "accept",
     ) -> None:
+        # Control-plane tests name container images no registry holds: accept them unpulled
+        # (`--container-images accept`); the session tests pull real images.
+        self.container_images = container_images
         self.extra_args = list(extra_args or [])
         self.extra_env = dict(extra_env or {})
         self.code_artifacts = code_artifacts
@@ -179,6 +183,8 @@ class HangarServer:
                 cmd += ["--credentials", str(self.credentials)]
             if self.code_artifacts:
                 cmd += code_artifact_args(self.data_dir / "s3")
+            if self.container_images is not None:
+                cmd += ["--container-images", self.container_images]
             cmd += self.extra_args
             env = dict(os.environ)
             env.pop("HANGAR_CREDENTIALS", None)

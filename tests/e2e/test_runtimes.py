@@ -297,3 +297,31 @@ def test_config_members_constant_matches_model():
 
     members = set(mc.shape("UpdateAgentRuntimeRequest")["members"])
     assert members - {"agentRuntimeId", "clientToken"} == set(RUNTIME_CONFIG_MEMBERS)
+
+
+def test_unpulled_container_is_ready_but_invoking_it_says_why(server, client):
+    """The control-plane tests' server runs with `--container-images accept`: a container
+    artifact goes READY without a pull, and an invocation answers 424 naming the flag."""
+    import boto3
+    from botocore.config import Config
+    from botocore.exceptions import ClientError
+
+    _, resp = create_ready_runtime(client, variant="container")
+    dp = boto3.session.Session().client(
+        "bedrock-agentcore",
+        endpoint_url=server.url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=Config(retries={"max_attempts": 1}),
+    )
+    with pytest.raises(ClientError) as err:
+        dp.invoke_agent_runtime(
+            agentRuntimeArn=resp["agentRuntimeArn"],
+            runtimeSessionId="s" * 40,
+            payload=b"{}",
+        )
+    e = err.value.response
+    assert e["ResponseMetadata"]["HTTPStatusCode"] == 424, e
+    assert e["Error"]["Code"] == "RuntimeClientError", e
+    assert "--container-images" in e["Error"]["Message"], e

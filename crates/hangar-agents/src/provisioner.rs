@@ -29,6 +29,10 @@ pub struct AgentProvisioner {
     /// Prepared images by (runtime id, version), as for code. The store pins each version's
     /// image on disk, so after a restart the same image comes back without a registry request.
     prepared_images: Mutex<HashMap<(String, u32), PreparedImage>>,
+    /// `false`: container artifacts are recorded and go READY without being pulled (a
+    /// control-plane-only server, e.g. for testing deployment tooling without a registry);
+    /// invoking them answers 424 saying so.
+    pull_images: bool,
 }
 
 impl AgentProvisioner {
@@ -38,7 +42,22 @@ impl AgentProvisioner {
             prepared: Mutex::new(HashMap::new()),
             images: None,
             prepared_images: Mutex::new(HashMap::new()),
+            pull_images: true,
         }
+    }
+
+    /// Accept container artifacts without pulling them (see `pull_images`).
+    pub fn without_image_pulls(mut self) -> Self {
+        self.pull_images = false;
+        self
+    }
+
+    fn is_unpulled_container(&self, version: &RuntimeVersionRecord) -> bool {
+        !self.pull_images
+            && version
+                .config
+                .get("agentRuntimeArtifact")
+                .is_some_and(|a| a.get("containerConfiguration").is_some())
     }
 
     /// Runs container artifacts from this image store.
@@ -55,6 +74,13 @@ impl AgentProvisioner {
         let key = (version.runtime_id.clone(), version.version);
         if let Some(prepared) = self.prepared_images.lock().expect("poisoned").get(&key) {
             return Ok(prepared.clone());
+        }
+        if !self.pull_images {
+            return Err(FailureReason(format!(
+                "Container image {uri} was not pulled: this server accepts container artifacts \
+                 without pulling them (--container-images accept); restart it with \
+                 --container-images pull to run container agents"
+            )));
         }
         let images = self.images.as_ref().ok_or_else(|| {
             FailureReason(format!(
@@ -160,6 +186,9 @@ impl Provisioner for AgentProvisioner {
     ) -> Option<Result<(), FailureReason>> {
         let artifact = version.config.get("agentRuntimeArtifact")?;
         let key = (version.runtime_id.clone(), version.version);
+        if self.is_unpulled_container(version) {
+            return Some(Ok(()));
+        }
         if artifact.get("containerConfiguration").is_some() {
             return self
                 .prepared_images
@@ -179,6 +208,9 @@ impl Provisioner for AgentProvisioner {
         &self,
         version: &RuntimeVersionRecord,
     ) -> Result<(), FailureReason> {
+        if self.is_unpulled_container(version) {
+            return Ok(());
+        }
         self.artifact(version).await.map(|_| ())
     }
 

@@ -61,6 +61,11 @@ pub struct ServeArgs {
     /// match wins.
     #[arg(long = "registry-map", value_name = "PATTERN=URL")]
     registry_map: Vec<String>,
+    /// What to do with a container artifact: `pull` its image (READY once it is present), or
+    /// `accept` it without pulling (READY at once; invoking it answers 424) for a server that
+    /// only serves the control plane, e.g. to test deployment tooling without a registry.
+    #[arg(long, value_enum, default_value_t = ContainerImages::Pull)]
+    container_images: ContainerImages,
     /// A docker-style `config.json` whose `auths` give registry credentials (basic, or
     /// exchanged for a bearer token when the registry asks).
     #[arg(long, env = "HANGAR_REGISTRY_CONFIG")]
@@ -146,7 +151,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let artifacts =
         Artifacts::new(artifacts_config, source).context("opening the artifact cache")?;
     let images = image_store(&args, &data_dir)?;
-    let provisioner = Arc::new(AgentProvisioner::new(Arc::new(artifacts)).with_images(images));
+    let mut provisioner = AgentProvisioner::new(Arc::new(artifacts)).with_images(images);
+    if args.container_images == ContainerImages::Accept {
+        provisioner = provisioner.without_image_pulls();
+    }
+    let provisioner = Arc::new(provisioner);
 
     let control = ControlPlane::new(
         Arc::new(store),
@@ -386,4 +395,11 @@ async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
+}
+
+/// `--container-images`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ContainerImages {
+    Pull,
+    Accept,
 }
