@@ -145,12 +145,56 @@ def test_sdk_commands_and_other_languages(sdk):
     assert r["structuredContent"]["stdout"] == "2,4,6\n" and not r["isError"]
     r = first_result(ci.execute_code("throw new Error('js boom')", language="javascript"))
     assert r["isError"] is True and "js boom" in r["structuredContent"]["stderr"]
-    # TypeScript needs deno, which this host does not have: a clear tool error, not a crash.
-    r = first_result(ci.execute_code("const n: number = 1; console.log(n)", language="typescript"))
-    if r["isError"]:
-        assert "deno" in r["content"][0]["text"]
-    else:
-        assert r["structuredContent"]["stdout"] == "1\n"
+
+
+TYPESCRIPT_CELL = """
+interface Point { x: number; y: number; label?: string }
+function largest<T>(items: T[], key: (item: T) => number): T {
+  return items.reduce((best, item) => (key(item) > key(best) ? item : best));
+}
+const points: Point[] = [{ x: 1, y: 2 }, { x: 3, y: 4, label: "far" }];
+const p = largest<Point>(points, (q: Point): number => q.x * q.x + q.y * q.y);
+console.log(`${p.label} ${p.x + p.y} ${process.cwd()}`);
+"""
+
+
+def test_sdk_typescript_transpiled_and_run_on_node(sdk, dp):
+    """TypeScript runs on Node.js through the TypeScript compiler module when deno is absent
+    (the test host has node-typescript and no deno), with javascript's result shape."""
+    ci = sdk()
+    ci.start()
+    r = first_result(ci.execute_code(TYPESCRIPT_CELL, language="typescript"))
+    sc = r["structuredContent"]
+    assert (sc["stdout"], sc["stderr"], sc["exitCode"], r["isError"]) == ("far 7 /workspace\n", "", 0, False), r
+    assert sc["executionTime"] > 0
+    # A syntax error is reported by the compiler, nothing runs.
+    r = first_result(ci.execute_code("const n: number = ;\nconsole.log('ran')", language="typescript"))
+    sc = r["structuredContent"]
+    assert r["isError"] is True and sc["exitCode"] != 0 and sc["stdout"] == "", r
+    assert "error TS" in sc["stderr"] and "expected" in sc["stderr"], sc["stderr"]
+    # A runtime error is javascript's: isError, the message on stderr, located in the cell.
+    r = first_result(ci.execute_code("function fail(why: string): never { throw new Error(why) }\nfail('ts boom')",
+                                     language="typescript"))
+    assert r["isError"] is True and "ts boom" in r["structuredContent"]["stderr"], r
+
+    s = start(dp)
+    r = invoke(dp, s, "executeCode", code="enum Color { Red = 4 }\nconst n: number = Color.Red * 10;\nconsole.log(n + 2)",
+               language="typescript", runtime="nodejs")
+    sc = r["structuredContent"]
+    assert (sc["stdout"], sc["exitCode"], r["isError"]) == ("42\n", 0, False), r
+    # Cells share the working directory (as javascript), not variables.
+    r = invoke(dp, s, "executeCode", code="import * as fs from 'fs';\nfs.writeFileSync('from-ts.txt', 'hi');",
+               language="typescript", runtime="nodejs")
+    assert r["isError"] is False, r
+    r = invoke(dp, s, "readFiles", paths=["from-ts.txt"])
+    assert r["content"][0]["resource"]["text"] == "hi", r
+    # runtime deno without deno stays a clear error.
+    r = invoke(dp, s, "executeCode", code="const n: number = 1", language="typescript", runtime="deno")
+    assert r["isError"] is True and "deno" in r["content"][0]["text"], r
+    # The per-call limit applies to the whole cell.
+    r = invoke(dp, s, "executeCode", code="while (true) {}", language="typescript", runtime="nodejs")
+    assert r["isError"] is True and "limit" in r["structuredContent"]["stderr"], r
+    assert r["structuredContent"]["executionTime"] < CALL_TIMEOUT + 2
 
 
 def test_background_task_started_polled_and_stopped(dp):

@@ -39,6 +39,55 @@ READ_CAP = int(os.environ.get("HANGAR_CI_READ_CAP", str(8 << 20)))
 MAX_TASKS = 64
 MAX_LISTING = 10000
 
+# TypeScript without deno: the TypeScript compiler as a Node.js module (Debian's node-typescript
+# installs it under /usr/share/nodejs; npm's global typescript under .../lib/node_modules),
+# found through NODE_PATH by a small Node runner that transpiles each cell to CommonJS.
+TS_MODULE_DIRS = ("/usr/share/nodejs", "/usr/lib/nodejs", "/usr/lib/node_modules",
+                  "/usr/local/lib/node_modules")
+TS_MISSING_EXIT = 78
+TS_MISSING = ("TypeScript cannot run on this Hangar host: neither the deno runtime nor Node.js with "
+              "the TypeScript compiler module is installed. Install deno, or Node.js and its "
+              "'typescript' module (Debian: apt-get install node-typescript; npm: npm install -g "
+              "typescript).")
+TS_RUNNER = r"""'use strict';
+// node ts-runner.cjs <cell.ts> <cell.cjs>: transpiles one cell to CommonJS, or reports its
+// syntax errors on stderr (exit 1). Exits %(missing)d when the typescript module is not found.
+const fs = require('fs');
+const path = require('path');
+function findTypeScript() {
+  try { return require.resolve('typescript'); } catch (e) {}
+  for (const dir of (process.env.NODE_PATH || '').split(path.delimiter).filter(Boolean)) {
+    try { return require.resolve(path.join(dir, 'typescript')); } catch (e) {}
+  }
+  return null;
+}
+const where = findTypeScript();
+if (!where) process.exit(%(missing)d);
+const ts = require(where);
+const [src, out] = process.argv.slice(2);
+const result = ts.transpileModule(fs.readFileSync(src, 'utf8'), {
+  fileName: 'cell.ts',
+  reportDiagnostics: true,
+  compilerOptions: {
+    module: ts.ModuleKind.CommonJS,
+    target: ts.ScriptTarget.ES2022 !== undefined ? ts.ScriptTarget.ES2022 : ts.ScriptTarget.ES2020,
+    esModuleInterop: true,
+    inlineSourceMap: true,
+    inlineSources: true,
+  },
+});
+const errors = (result.diagnostics || []).filter((d) => d.category === ts.DiagnosticCategory.Error);
+if (errors.length) {
+  process.stderr.write(ts.formatDiagnostics(errors, {
+    getCanonicalFileName: (f) => f,
+    getCurrentDirectory: () => process.cwd(),
+    getNewLine: () => '\n',
+  }));
+  process.exit(1);
+}
+fs.writeFileSync(out, result.outputText);
+""" % {"missing": TS_MISSING_EXIT}
+
 
 def truncation_marker(dropped):
     return "\n[... output truncated: %d more bytes not shown ...]\n" % dropped
@@ -320,8 +369,9 @@ class Kernel:
         return exec_result(r["stdout"], r["stderr"], 0 if r["ok"] else 1, r["executionTime"])
 
 
-def run_process(argv, timeout, stdin_data=None, env=None):
-    """Run argv in its own process group; bounded stdout/stderr; killed at the limit."""
+def run_process(argv, timeout, stdin_data=None, env=None, limit=None):
+    """Run argv in its own process group; bounded stdout/stderr; killed after `timeout`
+    seconds (reported as the per-call `limit`, by default `timeout`)."""
     t0 = time.perf_counter()
     try:
         p = subprocess.Popen(argv, cwd=WORKDIR, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -346,7 +396,7 @@ def run_process(argv, timeout, stdin_data=None, env=None):
         code = p.wait(timeout)
     except subprocess.TimeoutExpired:
         code = None
-        note = "Command exceeded the per-call limit of %gs and was killed." % timeout
+        note = "Command exceeded the per-call limit of %gs and was killed." % (limit or timeout)
     # Whatever the command left running in its process group ends with it (a shell fork
     # bomb, a forgotten `&`); long-running work belongs in startCommandExecution.
     killpg(p.pid)
@@ -496,25 +546,59 @@ class Driver:
             if runtime == "python":
                 raise ToolError("Runtime 'python' cannot run %s code; use 'nodejs' or 'deno'." % language)
             deno = shutil.which("deno")
-            if language == "typescript" or runtime == "deno":
+            # TypeScript runs on deno where it is installed, else (and always with runtime
+            # 'nodejs') transpiled by the TypeScript module and run on Node.js.
+            if runtime == "deno" or (language == "typescript" and runtime is None and deno):
                 if not deno:
-                    return exec_result("", "", 1, 0.0, "The deno runtime is not installed on this Hangar host, so %s cannot run with it%s." % (
-                        language, "" if language == "typescript" else "; use runtime 'nodejs'"))
+                    return exec_result("", "", 1, 0.0, "The deno runtime is not installed on this Hangar host, so %s cannot run with it; use runtime 'nodejs'." % language)
                 ext = ".ts" if language == "typescript" else ".js"
                 path = self.script(code, ext)
                 return run_process([deno, "run", "--quiet", "--allow-read=.", "--allow-write=.", path], timeout)
             node = shutil.which("node")
             if not node:
+                if language == "typescript":
+                    return exec_result("", "", 1, 0.0, TS_MISSING)
                 return exec_result("", "", 1, 0.0, "Node.js is not installed on this Hangar host.")
+            if language == "typescript":
+                return self.run_typescript(node, code, timeout)
             path = self.script(code, ".cjs")
             return run_process([node, path], timeout)
         raise ToolError("Unsupported language %r." % language)
 
-    def script(self, code, ext):
+    def run_typescript(self, node, code, timeout):
+        """Transpile the cell with the TypeScript module (syntax errors are an isError result),
+        then run the CommonJS output like a javascript cell, within the same per-call limit."""
+        t0 = time.perf_counter()
+        runner = os.path.join(self.script_dir(), "ts-runner.cjs")
+        if not os.path.exists(runner):
+            tmp = runner + ".%d" % os.getpid()
+            with open(tmp, "w", encoding="utf-8") as f:
+                f.write(TS_RUNNER)
+            os.replace(tmp, runner)
+        src = self.script(code, ".ts")
+        out = src[:-len(".ts")] + ".cjs"
+        env = dict(os.environ)
+        env["NODE_PATH"] = os.pathsep.join([p for p in env.get("NODE_PATH", "").split(os.pathsep) if p]
+                                           + [d for d in TS_MODULE_DIRS if os.path.isdir(d)])
+        r = run_process([node, runner, src, out], timeout, env=env)
+        spent = time.perf_counter() - t0
+        sc = r["structuredContent"]
+        if sc["exitCode"] == TS_MISSING_EXIT:
+            return exec_result("", "", 1, spent, TS_MISSING)
+        if r["isError"]:
+            return r
+        r = run_process([node, "--enable-source-maps", out], max(timeout - spent, 0.01), limit=timeout)
+        r["structuredContent"]["executionTime"] = round(time.perf_counter() - t0, 6)
+        return r
+
+    def script_dir(self):
         # Scripts go to the private /tmp, not the working directory the user lists.
         d = "/tmp/hangar-scripts"
         os.makedirs(d, exist_ok=True)
-        path = os.path.join(d, "cell-%s%s" % (uuid.uuid4().hex[:12], ext))
+        return d
+
+    def script(self, code, ext):
+        path = os.path.join(self.script_dir(), "cell-%s%s" % (uuid.uuid4().hex[:12], ext))
         with open(path, "w", encoding="utf-8") as f:
             f.write(code)
         return path

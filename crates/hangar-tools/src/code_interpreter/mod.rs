@@ -32,6 +32,15 @@
 //!   `listFiles` takes `directoryPath`, else `path`.
 //! - JavaScript runs as a fresh Node.js process per call (no state between calls;
 //!   `clearContext` only concerns Python, as the SDK documents).
+//! - TypeScript runs on deno where it is installed (runtime unset or `deno`). Otherwise, and
+//!   always with runtime `nodejs`, the driver transpiles the cell with the TypeScript compiler's
+//!   Node.js module (`transpileModule`: CommonJS, ES2022, inline source maps so stack traces
+//!   name the cell's lines; Debian's `node-typescript` or a global npm `typescript`, found via
+//!   `NODE_PATH`) in a small Node runner, then runs the output like a javascript cell (same
+//!   working directory, per-call limit covering both steps, output caps and result shape).
+//!   Syntax errors are an `isError` result with the compiler's diagnostics on stderr; no type
+//!   checking is done (as with deno's default and Node's type stripping). Runtime `deno`
+//!   without deno, or neither deno nor the module, is an `isError` result saying how to fix it.
 //! - A session of a custom code interpreter that is not READY cannot start (ConflictException);
 //!   more than [`CodeInterpreterConfig::max_live_sessions`] live sessions is
 //!   ServiceQuotaExceededException; a reused `clientToken` with another request is a
