@@ -113,6 +113,7 @@ struct ImageMeta {
 }
 
 /// A manifest as fetched: an image index (or Docker manifest list), or one image's manifest.
+#[derive(Debug)]
 enum Parsed {
     Index(Box<ImageIndex>),
     Manifest(Box<ImageManifest>),
@@ -749,5 +750,64 @@ fn human(n: u64) -> String {
         format!("{:.1} MB", n as f64 / 1e6)
     } else {
         format!("{n} bytes")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const D: &str = "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a";
+
+    #[test]
+    fn manifests_and_indexes() {
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+            "config": {"mediaType": "application/vnd.docker.container.image.v1+json",
+                       "digest": D, "size": 2},
+            "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip",
+                        "digest": D, "size": 2}]
+        });
+        let b = serde_json::to_vec(&manifest).unwrap();
+        let Parsed::Manifest(m) = parse_manifest(&b, "x").unwrap() else {
+            panic!("not a manifest")
+        };
+        assert_eq!(m.layers()[0].digest().to_string(), D);
+        assert!(m.layers()[0].media_type().to_string().ends_with("gzip"));
+
+        // An index without mediaType is told apart by its `manifests`.
+        let index = serde_json::json!({"schemaVersion": 2, "manifests": [
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": D, "size": 2,
+             "platform": {"architecture": "arm64", "os": "linux", "variant": "v8"}}]});
+        let b = serde_json::to_vec(&index).unwrap();
+        let Parsed::Index(i) = parse_manifest(&b, "x").unwrap() else {
+            panic!("not an index")
+        };
+        let p = i.manifests()[0].platform().clone().unwrap();
+        assert_eq!(p.architecture().to_string(), "arm64");
+
+        let e = parse_manifest(br#"{"schemaVersion": 1, "fsLayers": []}"#, "x").unwrap_err();
+        assert!(e.to_string().contains("schema 1"), "{e}");
+        let e = parse_manifest(br#"{"schemaVersion": 2, "layers": []}"#, "x").unwrap_err();
+        assert!(matches!(e, OciError::Unsupported(_)), "{e}");
+        assert!(e.to_string().contains("config"), "{e}");
+    }
+
+    #[test]
+    fn configs_missing_optional_parts() {
+        let c = parse_config(
+            br#"{"config": {"Entrypoint": ["/a"], "WorkingDir": "/w"}}"#,
+            "x",
+        )
+        .unwrap();
+        assert_eq!(c.architecture().to_string(), "");
+        assert!(native(&c.architecture().to_string()));
+        let run = c.config().clone().unwrap();
+        assert_eq!(run.entrypoint().clone().unwrap(), vec!["/a".to_owned()]);
+        assert_eq!(run.working_dir().as_deref(), Some("/w"));
+        let c = parse_config(br#"{"architecture": "arm64", "os": "linux"}"#, "x").unwrap();
+        assert_eq!(c.os().to_string(), "linux");
+        assert!(parse_config(b"[]", "x").is_err());
     }
 }
