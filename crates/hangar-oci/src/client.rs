@@ -5,7 +5,7 @@
 //!
 //! Why not `oci-client`: measured against this crate, `oci-client` 0.18 (rustls feature,
 //! default features off) adds 95 crates, among them reqwest, the `url`/ICU stack and a second
-//! crypto library (aws-lc-rs, a C build; 87 crates and a platform verifier even without a
+//! crypto library (aws-lc-rs, a C build; 93 crates and a platform verifier even without a
 //! provider), where this client adds hyper-rustls, which the binary already links. The wire
 //! types do come from `oci-spec` (see `store.rs`).
 

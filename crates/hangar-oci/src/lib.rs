@@ -8,7 +8,9 @@
 //! The transport is a small pull client on hyper with the rustls/ring connector the binary
 //! already links (`client.rs`); the wire types are `oci-spec`'s. `oci-client` would have added 95
 //! crates here, a second TLS crypto stack (aws-lc-rs) among them, against 34 for
-//! `oci-spec` + `hyper-rustls` (17 new to the binary).
+//! `oci-spec` + `hyper-rustls` (17 new to the binary); a clean build of this crate measured
+//! 120 CPU-seconds before, 341 with `oci-client`, 217 as it is (180 of them with `hyper-rustls`
+//! alone, which the binary already links for `hangar-auth`).
 //!
 //! # Store layout (under [`ImageStoreConfig::dir`], e.g. `<data-dir>/images`)
 //!
