@@ -1,10 +1,13 @@
 //! A minimal OCI distribution client (pull side only) on the hyper client already in the tree:
 //! `GET /v2/<repo>/manifests/<ref>` and `GET /v2/<repo>/blobs/<digest>`, with anonymous, basic
-//! and bearer-token (`WWW-Authenticate: Bearer realm=…`) authentication.
+//! and bearer-token (`WWW-Authenticate: Bearer realm=…`) authentication, over HTTPS (rustls on
+//! ring with Mozilla's roots, the connector `hangar-auth` already uses) or plain HTTP.
 //!
-//! Why not `oci-client`: it brings reqwest with a TLS stack (rustls + ring, or OpenSSL), a
-//! third of a 2-core CI build's time, for a protocol that is three GETs and a token request
-//! here; registries are reached over plain HTTP (see the registry mapping in `registry.rs`).
+//! Why not `oci-client`: measured against this crate, `oci-client` 0.18 (rustls feature,
+//! default features off) adds 95 crates, among them reqwest, the `url`/ICU stack and a second
+//! crypto library (aws-lc-rs, a C build; 93 crates and a platform verifier even without a
+//! provider), where this client adds hyper-rustls, which the binary already links. The wire
+//! types do come from `oci-spec` (see `store.rs`).
 
 use std::time::Duration;
 
@@ -13,6 +16,7 @@ use bytes::Bytes;
 use http::{header, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -42,13 +46,20 @@ pub(crate) async fn next_frame(
     }
 }
 
-pub(crate) type Http = Client<HttpConnector, Empty<Bytes>>;
+pub(crate) type Http = Client<HttpsConnector<HttpConnector>, Empty<Bytes>>;
 
+/// HTTPS with Mozilla's roots (webpki-roots, compiled in), plain HTTP for `http://` URLs.
 pub(crate) fn http_client() -> Http {
     let mut connector = HttpConnector::new();
+    connector.enforce_http(false);
     connector.set_connect_timeout(Some(Duration::from_secs(10)));
     connector.set_nodelay(true);
-    Client::builder(TokioExecutor::new()).build(connector)
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_webpki_roots()
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(connector);
+    Client::builder(TokioExecutor::new()).build(https)
 }
 
 pub(crate) const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
@@ -90,16 +101,14 @@ impl RepoClient {
         reference: &str,
         accept: Option<&str>,
     ) -> Result<Response<Incoming>, OciError> {
-        let mut url = format!(
-            "http://{}/v2/{}/{kind}/{reference}",
-            self.target.authority, self.target.repository
-        );
+        let base = self.target.base_url();
+        let mut url = format!("{base}/v2/{}/{kind}/{reference}", self.target.repository);
         let mut authorized_once = false;
         let mut redirects = 0;
         loop {
             // A redirect elsewhere (object storage) carries its own authorization in the URL;
             // the registry's token is not sent there.
-            let auth = if same_host(&url, &self.target.authority) {
+            let auth = if same_origin(&url, &base) {
                 self.authorization.lock().await.clone()
             } else {
                 None
@@ -110,8 +119,7 @@ impl RepoClient {
                 return Ok(resp);
             }
             if status.is_redirection() {
-                // Registries with object storage redirect blob GETs; only http targets can
-                // be followed by this build.
+                // Registries with object storage redirect blob GETs.
                 let loc = resp
                     .headers()
                     .get(header::LOCATION)
@@ -119,14 +127,15 @@ impl RepoClient {
                     .unwrap_or("")
                     .to_owned();
                 redirects += 1;
-                if redirects > 3 || !loc.starts_with("http://") && !loc.starts_with('/') {
+                let absolute = loc.starts_with("http://") || loc.starts_with("https://");
+                if redirects > 3 || !absolute && !loc.starts_with('/') {
                     return Err(OciError::Registry(format!(
                         "{}: unusable redirect to {loc:?}",
                         self.named
                     )));
                 }
                 url = if loc.starts_with('/') {
-                    format!("http://{}{loc}", self.target.authority)
+                    format!("{base}{loc}")
                 } else {
                     loc
                 };
@@ -200,11 +209,16 @@ impl RepoClient {
             .map_err(|e| OciError::Registry(format!("{url}: {e}")))?;
         match tokio::time::timeout(IDLE_TIMEOUT, self.http.request(req)).await {
             Ok(r) => r.map_err(|e| {
-                OciError::Unreachable(format!("{} ({}): {e}", self.target.authority, self.named))
+                OciError::Unreachable(format!(
+                    "{} ({}): {}",
+                    origin(url),
+                    self.named,
+                    error_chain(&e)
+                ))
             }),
             Err(_) => Err(OciError::Unreachable(format!(
                 "{} ({}): no answer within {} s",
-                self.target.authority,
+                origin(url),
                 self.named,
                 IDLE_TIMEOUT.as_secs()
             ))),
@@ -230,9 +244,9 @@ impl RepoClient {
             .ok_or_else(|| {
                 OciError::Registry(format!("{}: bearer challenge without realm", self.named))
             })?;
-        if !realm.starts_with("http://") {
-            return Err(OciError::Unreachable(format!(
-                "the token service {realm} of {} needs HTTPS, which this server does not speak",
+        if !realm.starts_with("http://") && !realm.starts_with("https://") {
+            return Err(OciError::Registry(format!(
+                "{}: bearer challenge with an unusable realm {realm:?}",
                 self.named
             )));
         }
@@ -276,10 +290,32 @@ impl RepoClient {
     }
 }
 
-fn same_host(url: &str, authority: &str) -> bool {
-    url.strip_prefix("http://")
-        .and_then(|rest| rest.split('/').next())
-        .is_some_and(|a| a == authority)
+/// `scheme://authority` of a URL, for messages.
+fn origin(url: &str) -> &str {
+    let after = url.find("://").map_or(0, |i| i + 3);
+    url[after..].find('/').map_or(url, |i| &url[..after + i])
+}
+
+/// Whether `url` is on the registry `base` (`scheme://authority`) itself.
+fn same_origin(url: &str, base: &str) -> bool {
+    url.strip_prefix(base)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+/// An error with its causes (hyper's own text is only "client error (Connect)"; the cause says
+/// refused, TLS handshake, unknown certificate issuer, …).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
 }
 
 fn basic(c: &Credential) -> String {
@@ -364,6 +400,16 @@ pub(crate) async fn read_limited(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn origins() {
+        assert!(same_origin("https://r.io/v2/a/blobs/x", "https://r.io"));
+        assert!(!same_origin("http://r.io/v2/a", "https://r.io"));
+        assert!(!same_origin("https://r.io.evil/v2", "https://r.io"));
+        assert!(!same_origin("https://r.io:444/v2", "https://r.io"));
+        assert_eq!(origin("https://r.io:5000/v2/x"), "https://r.io:5000");
+        assert_eq!(origin("http://127.0.0.1:1/token?x=1"), "http://127.0.0.1:1");
+    }
 
     #[test]
     fn challenge() {

@@ -5,6 +5,13 @@
 //! verify every manifest and blob against its digest, unpack its layers once into a root
 //! (whiteouts applied, escapes refused), and say how to start it.
 //!
+//! The transport is a small pull client on hyper with the rustls/ring connector the binary
+//! already links (`client.rs`); the wire types are `oci-spec`'s. `oci-client` would have added 95
+//! crates here, a second TLS crypto stack (aws-lc-rs) among them, against 34 for
+//! `oci-spec` + `hyper-rustls` (17 new to the binary); a clean build of this crate measured
+//! 120 CPU-seconds before, 341 with `oci-client`, 217 as it is (180 of them with `hyper-rustls`
+//! alone, which the binary already links for `hangar-auth`).
+//!
 //! # Store layout (under [`ImageStoreConfig::dir`], e.g. `<data-dir>/images`)
 //!
 //! ```text
@@ -34,7 +41,7 @@ mod unpack;
 pub use error::OciError;
 pub use platform::{host_arch, Emulation, Platform};
 pub use reference::{Reference, DOCKER_HUB};
-pub use registry::{Credential, Credentials, MapRule, RegistryMap, Target};
+pub use registry::{Credential, Credentials, MapRule, RegistryMap, Scheme, Target};
 pub use run::{plan_run, RunPlan};
 pub use store::{
     ImageGcReport, ImageStats, ImageStore, ImageStoreConfig, PreparedImage, RunConfig,

@@ -3,28 +3,17 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+pub use oci_spec::image::Platform;
+use oci_spec::image::{Arch, Os};
 
 use crate::reference::Reference;
 use crate::OciError;
 
-/// `platform` of an index entry.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-pub struct Platform {
-    #[serde(default)]
-    pub architecture: String,
-    #[serde(default)]
-    pub os: String,
-    #[serde(default)]
-    pub variant: Option<String>,
-}
-
-impl Platform {
-    fn display(&self) -> String {
-        match &self.variant {
-            Some(v) => format!("{}/{}/{v}", self.os, self.architecture),
-            None => format!("{}/{}", self.os, self.architecture),
-        }
+/// `os/architecture[/variant]`.
+fn display(p: &Platform) -> String {
+    match p.variant() {
+        Some(v) => format!("{}/{}/{v}", p.os(), p.architecture()),
+        None => format!("{}/{}", p.os(), p.architecture()),
     }
 }
 
@@ -94,10 +83,11 @@ pub(crate) fn choose<'a>(
     binfmt_dir: &Path,
 ) -> Result<usize, Vec<String>> {
     let entries: Vec<Option<Platform>> = entries.map(|(p, _)| p).collect();
-    let linux = |p: &Option<Platform>| p.as_ref().filter(|p| p.os == "linux").cloned();
+    let linux = |p: &Option<Platform>| p.as_ref().filter(|p| *p.os() == Os::Linux).cloned();
+    let host = Arch::from(host_arch());
     if let Some(i) = entries
         .iter()
-        .position(|p| linux(p).is_some_and(|p| p.architecture == host_arch()))
+        .position(|p| linux(p).is_some_and(|p| *p.architecture() == host))
     {
         return Ok(i);
     }
@@ -106,17 +96,17 @@ pub(crate) fn choose<'a>(
         .enumerate()
         .filter_map(|(i, p)| linux(p).map(|p| (i, p)))
         .collect();
-    candidates.sort_by_key(|(_, p)| p.architecture != "arm64");
+    candidates.sort_by_key(|(_, p)| *p.architecture() != Arch::ARM64);
     for (i, p) in &candidates {
-        if Emulation::find(binfmt_dir, &p.architecture).is_some() {
+        if Emulation::find(binfmt_dir, &p.architecture().to_string()).is_some() {
             return Ok(*i);
         }
     }
     Err(entries
         .iter()
         .flatten()
-        .filter(|p| p.os != "unknown")
-        .map(Platform::display)
+        .filter(|p| p.os().to_string() != "unknown")
+        .map(display)
         .collect())
 }
 
@@ -158,11 +148,7 @@ mod tests {
     use super::*;
 
     fn p(arch: &str, os: &str) -> Option<Platform> {
-        Some(Platform {
-            architecture: arch.into(),
-            os: os.into(),
-            variant: None,
-        })
+        Some(serde_json::from_value(serde_json::json!({"architecture": arch, "os": os})).unwrap())
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! # Registry mapping
 //!
 //! A rule `PATTERN=URL` sends every reference whose registry host matches `PATTERN` to `URL`
-//! (`http://HOST[:PORT][/PREFIX]`), e.g.
+//! (`http://HOST[:PORT][/PREFIX]` or `https://…`), e.g.
 //! `--registry-map '*.dkr.ecr.*.amazonaws.com=http://127.0.0.1:5000'`: a runtime whose image is
 //! `123456789012.dkr.ecr.us-east-1.amazonaws.com/team/agent:v1` is pulled from
 //! `http://127.0.0.1:5000/v2/team/agent/manifests/v1`. With a prefix, the repository is placed
@@ -13,9 +13,8 @@
 //! wins. `ecr` is shorthand for both ECR host forms (private and `public.ecr.aws`).
 //!
 //! Without a matching rule a loopback host (`localhost`, `127.*`, `[::1]`) is spoken to over
-//! plain HTTP; every other registry would need HTTPS, which this build does not speak (it has no
-//! TLS stack, by choice: the binary stays lean and the intended deployment mirrors images into a
-//! local registry), so such pulls fail with a reason naming the mapping flag.
+//! plain HTTP and every other registry over HTTPS (rustls, Mozilla's roots compiled in), as
+//! `docker pull` does; a mapped target is spoken to with the scheme its URL names.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -26,10 +25,27 @@ use serde::Deserialize;
 use crate::reference::{is_ecr_host, Reference};
 use crate::OciError;
 
+/// How a registry is spoken to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    Http,
+    Https,
+}
+
+impl Scheme {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        }
+    }
+}
+
 /// One `PATTERN=URL` rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MapRule {
     pub pattern: String,
+    pub scheme: Scheme,
     /// `host[:port]` to connect to.
     pub authority: String,
     /// Repository prefix (no slashes at either end), may be empty.
@@ -41,23 +57,26 @@ impl MapRule {
         let bad = |why: &str| OciError::InvalidConfig(format!("registry mapping {s:?}: {why}"));
         let (pattern, url) = s
             .split_once('=')
-            .ok_or_else(|| bad("expected PATTERN=http://HOST[:PORT][/PREFIX]"))?;
-        let rest = if let Some(r) = url.strip_prefix("http://") {
-            r
-        } else if url.starts_with("https://") {
-            return Err(bad(
-                "https registries are not supported by this build (no TLS); mirror the image \
-                 into a registry reachable over http (e.g. a local docker-registry)",
-            ));
+            .ok_or_else(|| bad("expected PATTERN=http[s]://HOST[:PORT][/PREFIX]"))?;
+        let (scheme, rest) = if let Some(r) = url.strip_prefix("http://") {
+            (Scheme::Http, r)
+        } else if let Some(r) = url.strip_prefix("https://") {
+            (Scheme::Https, r)
         } else {
-            return Err(bad("the target must start with http://"));
+            return Err(bad("the target must start with http:// or https://"));
         };
         let (authority, prefix) = rest.split_once('/').unwrap_or((rest, ""));
         if authority.is_empty() || pattern.is_empty() {
             return Err(bad("empty host"));
         }
+        if authority.contains(['@', '?', '#']) {
+            return Err(bad(
+                "the target is HOST[:PORT], without user, query or fragment",
+            ));
+        }
         Ok(MapRule {
             pattern: pattern.to_ascii_lowercase(),
+            scheme,
             authority: authority.to_owned(),
             prefix: prefix.trim_matches('/').to_owned(),
         })
@@ -85,7 +104,9 @@ fn glob(p: &[u8], s: &[u8]) -> bool {
 /// Where to send the requests for one reference.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
-    /// `host[:port]` spoken to over HTTP.
+    /// `http` for loopback hosts and mapped `http://` targets, else `https`.
+    pub scheme: Scheme,
+    /// `host[:port]` to connect to.
     pub authority: String,
     /// Repository path on that registry.
     pub repository: String,
@@ -98,6 +119,11 @@ pub struct RegistryMap {
 }
 
 impl RegistryMap {
+    /// Whether a rule sends `host` elsewhere.
+    pub fn maps(&self, host: &str) -> bool {
+        self.rules.iter().any(|rule| rule.matches(host))
+    }
+
     pub fn resolve(&self, r: &Reference) -> Result<Target, OciError> {
         if let Some(rule) = self.rules.iter().find(|rule| rule.matches(&r.registry)) {
             let repository = if rule.prefix.is_empty() {
@@ -106,6 +132,7 @@ impl RegistryMap {
                 format!("{}/{}", rule.prefix, r.repository)
             };
             return Ok(Target {
+                scheme: rule.scheme,
                 authority: rule.authority.clone(),
                 repository,
             });
@@ -120,22 +147,23 @@ impl RegistryMap {
                     r.registry.as_str()
                 }
             });
-        if host == "localhost" || host.starts_with("127.") || host == "[::1]" {
-            return Ok(Target {
-                authority: r.registry.clone(),
-                repository: r.repository.clone(),
-            });
-        }
-        let example = if r.is_ecr() {
-            "'ecr=http://127.0.0.1:5000'".to_owned()
-        } else {
-            format!("'{}=http://127.0.0.1:5000'", r.registry)
-        };
-        Err(OciError::Unreachable(format!(
-            "registry {} needs HTTPS, which this server does not speak; push the image to a \
-             registry reachable over http and map the host to it with --registry-map {example}",
-            r.registry
-        )))
+        let loopback = host == "localhost" || host.starts_with("127.") || host == "[::1]";
+        Ok(Target {
+            scheme: if loopback {
+                Scheme::Http
+            } else {
+                Scheme::Https
+            },
+            authority: r.registry.clone(),
+            repository: r.repository.clone(),
+        })
+    }
+}
+
+impl Target {
+    /// `scheme://authority`, the base of every request URL.
+    pub fn base_url(&self) -> String {
+        format!("{}://{}", self.scheme.as_str(), self.authority)
     }
 }
 
@@ -261,27 +289,65 @@ mod tests {
         assert_eq!(
             map.resolve(&r).unwrap(),
             Target {
+                scheme: Scheme::Http,
                 authority: "127.0.0.1:5000".into(),
                 repository: "mirror/a/b".into()
             }
         );
         let r = Reference::parse("reg.example.com/x").unwrap();
         assert_eq!(map.resolve(&r).unwrap().authority, "127.0.0.1:6000");
+        // Unmapped: loopback over http, everything else over https.
         let r = Reference::parse("example.com/x").unwrap();
-        assert!(map.resolve(&r).is_err());
+        assert_eq!(map.resolve(&r).unwrap().base_url(), "https://example.com");
         let r = Reference::parse("localhost:5000/x").unwrap();
-        assert_eq!(map.resolve(&r).unwrap().authority, "localhost:5000");
+        assert_eq!(map.resolve(&r).unwrap().base_url(), "http://localhost:5000");
         let r = Reference::parse("127.0.0.1:5001/x").unwrap();
         assert_eq!(map.resolve(&r).unwrap().repository, "x");
-        let e = map
+        assert_eq!(map.resolve(&r).unwrap().scheme, Scheme::Http);
+        let t = map
             .resolve(&Reference::parse("ghcr.io/x").unwrap())
-            .unwrap_err();
-        assert!(e.to_string().contains("--registry-map"), "{e}");
+            .unwrap();
+        assert_eq!((t.scheme, t.authority.as_str()), (Scheme::Https, "ghcr.io"));
+        let t = map.resolve(&Reference::parse("alpine:3").unwrap()).unwrap();
+        assert_eq!(t.base_url(), "https://registry-1.docker.io");
+        assert_eq!(t.repository, "library/alpine");
         let m = MapRule::parse("*.dkr.ecr.*.amazonaws.com=http://h:1").unwrap();
         assert!(m.matches("123456789012.dkr.ecr.eu-west-1.amazonaws.com"));
         assert!(!m.matches("dkr.ecr.eu-west-1.amazonaws.com"));
-        assert!(MapRule::parse("x=https://h").is_err());
         assert!(MapRule::parse("x").is_err());
+        assert!(MapRule::parse("x=ftp://h").is_err());
+        assert!(MapRule::parse("x=https://u@h").is_err());
+    }
+
+    #[test]
+    fn https_mapping() {
+        let rule = MapRule::parse("ecr=https://mirror.example.com:8443/ecr/").unwrap();
+        assert_eq!(rule.scheme, Scheme::Https);
+        assert_eq!(
+            (rule.authority.as_str(), rule.prefix.as_str()),
+            ("mirror.example.com:8443", "ecr")
+        );
+        let map = RegistryMap {
+            rules: vec![
+                rule,
+                MapRule::parse("localhost=https://localhost:5443").unwrap(),
+            ],
+        };
+        let r = Reference::parse("123456789012.dkr.ecr.us-east-1.amazonaws.com/a/b:1").unwrap();
+        assert_eq!(
+            map.resolve(&r).unwrap(),
+            Target {
+                scheme: Scheme::Https,
+                authority: "mirror.example.com:8443".into(),
+                repository: "ecr/a/b".into()
+            }
+        );
+        // A mapped loopback target keeps the scheme its rule names.
+        let r = Reference::parse("localhost/x").unwrap();
+        assert_eq!(
+            map.resolve(&r).unwrap().base_url(),
+            "https://localhost:5443"
+        );
     }
 
     #[test]

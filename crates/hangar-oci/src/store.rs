@@ -9,11 +9,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::{Duration, SystemTime};
 
+use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageManifest, MediaType};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::client::{http_client, next_frame, read_limited, Http, RepoClient, MANIFEST_ACCEPT};
-use crate::platform::{host_arch, Emulation, Platform};
+use crate::platform::{host_arch, Emulation};
 use crate::reference::Reference;
 use crate::registry::{Credentials, RegistryMap};
 use crate::{unpack, OciError};
@@ -111,49 +112,11 @@ struct ImageMeta {
     blobs: Vec<String>,
 }
 
-#[derive(Deserialize)]
-struct Descriptor {
-    #[serde(rename = "mediaType", default)]
-    media_type: String,
-    digest: String,
-    #[serde(default)]
-    size: u64,
-    platform: Option<Platform>,
-}
-
-#[derive(Deserialize)]
-struct Manifest {
-    #[serde(rename = "mediaType", default)]
-    media_type: String,
-    #[serde(rename = "schemaVersion", default)]
-    schema_version: u32,
-    config: Option<Descriptor>,
-    #[serde(default)]
-    layers: Vec<Descriptor>,
-    /// Set in an index / manifest list.
-    manifests: Option<Vec<Descriptor>>,
-}
-
-#[derive(Deserialize, Default)]
-struct ImageConfigJson {
-    #[serde(default)]
-    architecture: String,
-    #[serde(default)]
-    os: String,
-    #[serde(default)]
-    variant: Option<String>,
-    #[serde(default)]
-    config: Option<ContainerConfigJson>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "PascalCase")]
-struct ContainerConfigJson {
-    entrypoint: Option<Vec<String>>,
-    cmd: Option<Vec<String>>,
-    env: Option<Vec<String>>,
-    working_dir: Option<String>,
-    user: Option<String>,
+/// A manifest as fetched: an image index (or Docker manifest list), or one image's manifest.
+#[derive(Debug)]
+enum Parsed {
+    Index(Box<ImageIndex>),
+    Manifest(Box<ImageManifest>),
 }
 
 /// Pulls and keeps images. One per server.
@@ -312,9 +275,23 @@ impl ImageStore {
         let named = reference.to_string();
         let repo = RepoClient::new(self.http.clone(), target, named.clone(), credential);
 
-        let (bytes, digest) = self
+        let (bytes, digest) = match self
             .fetch_manifest(&repo, reference.manifest_ref(), &named)
-            .await?;
+            .await
+        {
+            Err(OciError::Unreachable(why)) if !self.cfg.map.maps(&reference.registry) => {
+                let example = if reference.is_ecr() {
+                    "'ecr=http://127.0.0.1:5000'".to_owned()
+                } else {
+                    format!("'{}=http://127.0.0.1:5000'", reference.registry)
+                };
+                return Err(OciError::Unreachable(format!(
+                    "{why}; to pull the image from a mirror instead, push it there and map the \
+                     registry to it with --registry-map {example}"
+                )));
+            }
+            r => r?,
+        };
         if let Some(want) = &reference.digest {
             if &digest != want {
                 return Err(OciError::DigestMismatch(format!(
@@ -323,40 +300,39 @@ impl ImageStore {
                 )));
             }
         }
-        let mut manifest: Manifest = parse_manifest(&bytes, &named)?;
         let mut digest = digest;
-        if let Some(list) = manifest.manifests.take() {
-            let chosen = crate::platform::choose(
-                list.iter()
-                    .map(|d| (d.platform.clone(), d.media_type.as_str())),
-                &self.cfg.binfmt_dir,
-            )
-            .map_err(|available| {
-                crate::platform::arch_error_multi(reference, &available, &self.cfg.binfmt_dir)
-            })?;
-            let d = &list[chosen];
-            let (b, got) = self.fetch_manifest(&repo, &d.digest, &named).await?;
-            if got != d.digest {
-                return Err(OciError::DigestMismatch(format!(
-                    "{named}: the platform manifest {} hashes to {got}",
-                    d.digest
-                )));
+        let manifest = match parse_manifest(&bytes, &named)? {
+            Parsed::Manifest(m) => *m,
+            Parsed::Index(index) => {
+                let list = index.manifests();
+                let chosen = crate::platform::choose(
+                    list.iter().map(|d| (d.platform().clone(), "")),
+                    &self.cfg.binfmt_dir,
+                )
+                .map_err(|available| {
+                    crate::platform::arch_error_multi(reference, &available, &self.cfg.binfmt_dir)
+                })?;
+                let want = list[chosen].digest().to_string();
+                let (b, got) = self.fetch_manifest(&repo, &want, &named).await?;
+                if got != want {
+                    return Err(OciError::DigestMismatch(format!(
+                        "{named}: the platform manifest {want} hashes to {got}"
+                    )));
+                }
+                digest = got;
+                match parse_manifest(&b, &named)? {
+                    Parsed::Manifest(m) => *m,
+                    Parsed::Index(_) => {
+                        return Err(OciError::Unsupported(format!(
+                            "{named}: an index inside an index"
+                        )))
+                    }
+                }
             }
-            manifest = parse_manifest(&b, &named)?;
-            if manifest.manifests.is_some() {
-                return Err(OciError::Unsupported(format!(
-                    "{named}: an index inside an index"
-                )));
-            }
-            digest = got;
-        }
-        let config_desc = manifest.config.as_ref().ok_or_else(|| {
-            OciError::Unsupported(format!(
-                "{named}: manifest (schema {}, {}) has no config",
-                manifest.schema_version, manifest.media_type
-            ))
-        })?;
-        let total: u64 = config_desc.size + manifest.layers.iter().map(|l| l.size).sum::<u64>();
+        };
+        let config_desc = manifest.config();
+        let total: u64 =
+            config_desc.size() + manifest.layers().iter().map(|l| l.size()).sum::<u64>();
         if total > self.cfg.max_image_bytes {
             return Err(OciError::TooLarge(format!(
                 "{named} is too large: {} in its layers, over the limit of {} (AgentCore \
@@ -377,23 +353,21 @@ impl ImageStore {
 
         self.ensure_blob(&repo, config_desc, &named, 1 << 20)
             .await?;
-        let config_bytes = fs::read(self.blob_path(&config_desc.digest))
+        let config_bytes = fs::read(self.blob_path(config_desc.digest().as_ref()))
             .map_err(|e| OciError::io("reading the image config", e))?;
-        let config: ImageConfigJson = serde_json::from_slice(&config_bytes).map_err(|e| {
-            OciError::Unsupported(format!("{named}: the image config is not valid JSON: {e}"))
-        })?;
-        let platform = match &config.variant {
-            Some(v) => format!("{}/{}/{v}", config.os, config.architecture),
-            None => format!("{}/{}", config.os, config.architecture),
+        let config = parse_config(&config_bytes, &named)?;
+        let (os, architecture) = (config.os().to_string(), config.architecture().to_string());
+        let platform = match config.variant() {
+            Some(v) => format!("{os}/{architecture}/{v}"),
+            None => format!("{os}/{architecture}"),
         };
-        if config.os != "linux" && !config.os.is_empty() {
+        if os != "linux" && !os.is_empty() {
             return Err(OciError::Unsupported(format!(
                 "{named}: built for {platform}; only linux images run here"
             )));
         }
         // Say so before downloading layers that could not run.
-        if !native(&config.architecture)
-            && Emulation::find(&self.cfg.binfmt_dir, &config.architecture).is_none()
+        if !native(&architecture) && Emulation::find(&self.cfg.binfmt_dir, &architecture).is_none()
         {
             return Err(crate::platform::arch_error(
                 reference,
@@ -401,42 +375,42 @@ impl ImageStore {
                 &self.cfg.binfmt_dir,
             ));
         }
-        for layer in &manifest.layers {
-            if layer.media_type.contains("zstd") {
+        for layer in manifest.layers() {
+            let media_type = layer.media_type().to_string();
+            if media_type.contains("zstd") {
                 return Err(OciError::Unsupported(format!(
-                    "{named}: layer {} is zstd-compressed ({}); push it with gzip layers",
-                    layer.digest, layer.media_type
+                    "{named}: layer {} is zstd-compressed ({media_type}); push it with gzip \
+                     layers",
+                    layer.digest()
                 )));
             }
             self.ensure_blob(&repo, layer, &named, self.cfg.max_image_bytes)
                 .await?;
         }
 
-        let c = config.config.unwrap_or_default();
+        let c = config.config().clone().unwrap_or_default();
         let meta = ImageMeta {
             digest: digest.clone(),
             platform,
-            architecture: config.architecture,
+            architecture,
             config: RunConfig {
-                entrypoint: c.entrypoint.unwrap_or_default(),
-                cmd: c.cmd.unwrap_or_default(),
-                env: c.env.unwrap_or_default(),
-                working_dir: c.working_dir.unwrap_or_default(),
-                user: c.user.unwrap_or_default(),
+                entrypoint: c.entrypoint().clone().unwrap_or_default(),
+                cmd: c.cmd().clone().unwrap_or_default(),
+                env: c.env().clone().unwrap_or_default(),
+                working_dir: c.working_dir().clone().unwrap_or_default(),
+                user: c.user().clone().unwrap_or_default(),
             },
-            blobs: std::iter::once(config_desc.digest.clone())
-                .chain(manifest.layers.iter().map(|l| l.digest.clone()))
+            blobs: std::iter::once(config_desc.digest().to_string())
+                .chain(manifest.layers().iter().map(|l| l.digest().to_string()))
                 .collect(),
         };
         let layers: Vec<(String, PathBuf, bool)> = manifest
-            .layers
+            .layers()
             .iter()
             .map(|l| {
-                (
-                    l.digest.clone(),
-                    self.blob_path(&l.digest),
-                    l.media_type.ends_with("gzip"),
-                )
+                let digest = l.digest().to_string();
+                let path = self.blob_path(&digest);
+                (digest, path, l.media_type().to_string().ends_with("gzip"))
             })
             .collect();
         let dest = self.image_dir(&digest);
@@ -492,20 +466,21 @@ impl ImageStore {
         named: &str,
         limit: u64,
     ) -> Result<(), OciError> {
-        let hex = d.digest.strip_prefix("sha256:").ok_or_else(|| {
-            OciError::Unsupported(format!("{named}: blob digest {} is not sha256", d.digest))
+        let digest = d.digest().to_string();
+        let size = d.size();
+        let hex = digest.strip_prefix("sha256:").ok_or_else(|| {
+            OciError::Unsupported(format!("{named}: blob digest {digest} is not sha256"))
         })?;
         if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(OciError::Unsupported(format!(
-                "{named}: malformed digest {}",
-                d.digest
+                "{named}: malformed digest {digest}"
             )));
         }
-        let path = self.blob_path(&d.digest);
+        let path = self.blob_path(&digest);
         if path.exists() {
             return Ok(());
         }
-        let resp = repo.get("blobs", &d.digest, None).await?;
+        let resp = repo.get("blobs", &digest, None).await?;
         let tmp = self
             .cfg
             .dir
@@ -514,20 +489,19 @@ impl ImageStore {
         let mut file = fs::File::create(&tmp).map_err(|e| OciError::io("creating a blob", e))?;
         let mut hasher = Sha256::new();
         let mut n: u64 = 0;
-        let max = if d.size > 0 { d.size } else { limit };
+        let max = if size > 0 { size } else { limit };
         let mut body = resp.into_body();
         let result: Result<(), OciError> = async {
             while let Some(frame) = next_frame(&mut body)
                 .await
-                .map_err(|e| OciError::Unreachable(format!("{named}: blob {}: {e}", d.digest)))?
+                .map_err(|e| OciError::Unreachable(format!("{named}: blob {digest}: {e}")))?
             {
                 if let Ok(data) = frame.into_data() {
                     n += data.len() as u64;
                     if n > max {
                         return Err(OciError::DigestMismatch(format!(
-                            "{named}: blob {} is longer than the {max} bytes its descriptor \
-                             declares",
-                            d.digest
+                            "{named}: blob {digest} is longer than the {max} bytes its \
+                             descriptor declares"
                         )));
                     }
                     hasher.update(&data);
@@ -536,16 +510,14 @@ impl ImageStore {
                 }
             }
             let got = format!("sha256:{}", hex::encode(hasher.finalize_reset()));
-            if got != d.digest {
+            if got != digest {
                 return Err(OciError::DigestMismatch(format!(
-                    "{named}: blob {} ({n} bytes received) hashes to {got}",
-                    d.digest
+                    "{named}: blob {digest} ({n} bytes received) hashes to {got}"
                 )));
             }
-            if d.size > 0 && n != d.size {
+            if size > 0 && n != size {
                 return Err(OciError::DigestMismatch(format!(
-                    "{named}: blob {} is {n} bytes, its descriptor says {}",
-                    d.digest, d.size
+                    "{named}: blob {digest} is {n} bytes, its descriptor says {size}"
                 )));
             }
             Ok(())
@@ -640,16 +612,63 @@ fn native(arch: &str) -> bool {
     arch.is_empty() || arch == host_arch()
 }
 
-fn parse_manifest(bytes: &[u8], named: &str) -> Result<Manifest, OciError> {
-    let m: Manifest = serde_json::from_slice(bytes).map_err(|e| {
+/// An index (OCI, or a Docker manifest list) or an image manifest (OCI, or Docker schema 2; the
+/// same shape), told apart by `mediaType` or, when that is absent, by a `manifests` array.
+fn parse_manifest(bytes: &[u8], named: &str) -> Result<Parsed, OciError> {
+    let v: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
         OciError::Unsupported(format!("{named}: the manifest is not valid JSON: {e}"))
     })?;
-    if m.schema_version == 1 {
+    if v.get("schemaVersion").and_then(|s| s.as_u64()) == Some(1) {
         return Err(OciError::Unsupported(format!(
             "{named}: Docker schema 1 manifests are obsolete; push the image again"
         )));
     }
-    Ok(m)
+    let media_type = v
+        .get("mediaType")
+        .and_then(|m| m.as_str())
+        .map(MediaType::from);
+    let index = match &media_type {
+        Some(MediaType::ImageIndex) => true,
+        Some(MediaType::Other(m)) if m == DOCKER_MANIFEST_LIST => true,
+        Some(_) => false,
+        None => v.get("manifests").is_some(),
+    };
+    let described = media_type.map_or_else(String::new, |m| format!(" ({m})"));
+    if index {
+        serde_json::from_value(v)
+            .map(|i| Parsed::Index(Box::new(i)))
+            .map_err(|e| {
+                OciError::Unsupported(format!("{named}: not a valid image index{described}: {e}"))
+            })
+    } else {
+        serde_json::from_value(v)
+            .map(Parsed::Manifest)
+            .map_err(|e| {
+                OciError::Unsupported(format!(
+                    "{named}: not a valid image manifest{described}: {e}"
+                ))
+            })
+    }
+}
+
+const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+
+/// The image config. Some build tools leave out `architecture` (then taken as the host's), `os`
+/// or `rootfs` (only the layers the manifest lists are used here); those are filled in empty.
+fn parse_config(bytes: &[u8], named: &str) -> Result<ImageConfiguration, OciError> {
+    let invalid = |e: serde_json::Error| {
+        OciError::Unsupported(format!("{named}: the image config is not valid: {e}"))
+    };
+    let mut v: serde_json::Value = serde_json::from_slice(bytes).map_err(invalid)?;
+    let obj = v.as_object_mut().ok_or_else(|| {
+        OciError::Unsupported(format!("{named}: the image config is not a JSON object"))
+    })?;
+    for key in ["architecture", "os"] {
+        obj.entry(key).or_insert_with(|| "".into());
+    }
+    obj.entry("rootfs")
+        .or_insert_with(|| serde_json::json!({"type": "layers", "diff_ids": []}));
+    serde_json::from_value(v).map_err(invalid)
 }
 
 fn unpack_image(
@@ -731,5 +750,64 @@ fn human(n: u64) -> String {
         format!("{:.1} MB", n as f64 / 1e6)
     } else {
         format!("{n} bytes")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const D: &str = "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a";
+
+    #[test]
+    fn manifests_and_indexes() {
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+            "config": {"mediaType": "application/vnd.docker.container.image.v1+json",
+                       "digest": D, "size": 2},
+            "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip",
+                        "digest": D, "size": 2}]
+        });
+        let b = serde_json::to_vec(&manifest).unwrap();
+        let Parsed::Manifest(m) = parse_manifest(&b, "x").unwrap() else {
+            panic!("not a manifest")
+        };
+        assert_eq!(m.layers()[0].digest().to_string(), D);
+        assert!(m.layers()[0].media_type().to_string().ends_with("gzip"));
+
+        // An index without mediaType is told apart by its `manifests`.
+        let index = serde_json::json!({"schemaVersion": 2, "manifests": [
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": D, "size": 2,
+             "platform": {"architecture": "arm64", "os": "linux", "variant": "v8"}}]});
+        let b = serde_json::to_vec(&index).unwrap();
+        let Parsed::Index(i) = parse_manifest(&b, "x").unwrap() else {
+            panic!("not an index")
+        };
+        let p = i.manifests()[0].platform().clone().unwrap();
+        assert_eq!(p.architecture().to_string(), "arm64");
+
+        let e = parse_manifest(br#"{"schemaVersion": 1, "fsLayers": []}"#, "x").unwrap_err();
+        assert!(e.to_string().contains("schema 1"), "{e}");
+        let e = parse_manifest(br#"{"schemaVersion": 2, "layers": []}"#, "x").unwrap_err();
+        assert!(matches!(e, OciError::Unsupported(_)), "{e}");
+        assert!(e.to_string().contains("config"), "{e}");
+    }
+
+    #[test]
+    fn configs_missing_optional_parts() {
+        let c = parse_config(
+            br#"{"config": {"Entrypoint": ["/a"], "WorkingDir": "/w"}}"#,
+            "x",
+        )
+        .unwrap();
+        assert_eq!(c.architecture().to_string(), "");
+        assert!(native(&c.architecture().to_string()));
+        let run = c.config().clone().unwrap();
+        assert_eq!(run.entrypoint().clone().unwrap(), vec!["/a".to_owned()]);
+        assert_eq!(run.working_dir().as_deref(), Some("/w"));
+        let c = parse_config(br#"{"architecture": "arm64", "os": "linux"}"#, "x").unwrap();
+        assert_eq!(c.os().to_string(), "linux");
+        assert!(parse_config(b"[]", "x").is_err());
     }
 }

@@ -245,3 +245,98 @@ async fn not_found_too_large_and_foreign_arch() {
     assert!(matches!(err, OciError::TooLarge(_)), "{err}");
     assert!(err.to_string().contains("2 GB"), "{err}");
 }
+
+/// A Docker manifest list (no `platform` on attestation-like entries, Docker media types) is
+/// parsed as an index and the host's platform chosen.
+#[tokio::test]
+async fn docker_manifest_list_picks_the_host_platform() {
+    let (reg, store, _dir) = setup().await;
+    let foreign = if host_arch() == "arm64" {
+        "amd64"
+    } else {
+        "arm64"
+    };
+    let (native_md, _) = reg.image("m/l", "native", gz_tar(&[("n", b"1")]), host_arch());
+    let (foreign_md, _) = reg.image("m/l", "foreign", gz_tar(&[("f", b"1")]), foreign);
+    let entry = |d: &str, arch: &str| {
+        serde_json::json!({
+            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+            "digest": d, "size": 1,
+            "platform": {"architecture": arch, "os": "linux"}
+        })
+    };
+    let list = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.list.v2+json",
+        "manifests": [
+            entry(&foreign_md, foreign),
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": foreign_md,
+             "size": 1, "platform": {"architecture": "unknown", "os": "unknown"}},
+            entry(&native_md, host_arch()),
+        ]
+    }))
+    .unwrap();
+    reg.put("/v2/m/l/manifests/multi".into(), list);
+    let image = store
+        .prepare(&format!("{ECR}/m/l:multi"), None)
+        .await
+        .unwrap();
+    assert_eq!(image.digest, native_md);
+    assert!(image.root.join("n").exists());
+    assert!(!image.root.join("f").exists());
+}
+
+/// An `https://` target is spoken to with TLS (the listener sees a TLS handshake record, not an
+/// HTTP request line), and the failure names the https origin; a loopback registry without a
+/// mapping is spoken to over plain HTTP.
+#[tokio::test]
+async fn https_targets_speak_tls_and_loopback_plain_http() {
+    async fn first_bytes() -> (String, tokio::sync::oneshot::Receiver<Vec<u8>>) {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            let mut buf = vec![0u8; 16];
+            let n = s.read(&mut buf).await.unwrap_or(0);
+            buf.truncate(n);
+            let _ = tx.send(buf);
+            // Dropping the socket ends the exchange: the pull fails.
+        });
+        (addr, rx)
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let (addr, seen) = first_bytes().await;
+    let mut cfg = ImageStoreConfig::new(dir.path().join("images"));
+    cfg.map
+        .rules
+        .push(MapRule::parse(&format!("ecr=https://{addr}")).unwrap());
+    let store = ImageStore::new(cfg).unwrap();
+    let err = store
+        .prepare(&format!("{ECR}/a/b:v1"), None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, OciError::Unreachable(_)), "{err}");
+    assert!(
+        err.to_string().contains(&format!("https://{addr}")),
+        "{err}"
+    );
+    assert!(!err.to_string().contains("--registry-map"), "{err}");
+    let hello = seen.await.unwrap();
+    // A TLS record: content type 22 (handshake), protocol version 3.x.
+    assert_eq!(&hello[..2], &[0x16, 0x03], "{hello:?}");
+
+    let (addr, seen) = first_bytes().await;
+    let port = addr.rsplit_once(':').unwrap().1;
+    let store = ImageStore::new(ImageStoreConfig::new(dir.path().join("plain"))).unwrap();
+    let err = store
+        .prepare(&format!("127.0.0.1:{port}/a/b:v1"), None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, OciError::Unreachable(_)), "{err}");
+    // Not mapped: the reason says how to map it to a mirror.
+    assert!(err.to_string().contains("--registry-map"), "{err}");
+    let request = seen.await.unwrap();
+    assert!(request.starts_with(b"GET /v2/a/b/"), "{request:?}");
+}

@@ -57,8 +57,8 @@ pub struct ServeArgs {
     session_max_processes: u32,
     /// Send container images whose registry host matches PATTERN to another registry, e.g.
     /// `--registry-map 'ecr=http://127.0.0.1:5000'` (`ecr`: every ECR host; `*` matches within
-    /// a host; an optional `/PREFIX` after the port prefixes repositories). Repeatable; the first
-    /// match wins.
+    /// a host; the URL may be `http://` or `https://`; an optional `/PREFIX` after the host
+    /// prefixes repositories). Repeatable; the first match wins.
     #[arg(long = "registry-map", value_name = "PATTERN=URL")]
     registry_map: Vec<String>,
     /// What to do with a container artifact: `pull` its image (READY once it is present), or

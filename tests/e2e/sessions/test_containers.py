@@ -304,11 +304,14 @@ def test_image_without_program_fails_at_create(cdeploy, pusher, image_cache):
     assert "not-there" in reason and "PATH" in reason, reason
 
 
-def test_unmapped_https_registry_says_how_to_map(module_servers, registry):
-    srv = module_servers.start("oci-unmapped")
+def test_https_mapped_registry_is_spoken_to_with_tls(module_servers, registry):
+    # An https:// target gets TLS: the plain-HTTP registry cannot answer it, and the reason names
+    # the https origin (the mapping is honoured, not silently downgraded).
+    srv = module_servers.start("oci-https", ["--registry-map", f"ecr=https://{registry.host}"])
     d = kit.Deployer(srv, None)
     reason = failure_reason(d, oci.ecr_uri("agents/static", "v1"))
-    assert "--registry-map" in reason and "HTTPS" in reason, reason
+    assert "unreachable" in reason and f"https://{registry.host}" in reason, reason
+    assert "--registry-map" not in reason, reason
 
 
 # --------------------------------------------------------------------------------------------
