@@ -338,3 +338,52 @@ def test_stream_disabled_refuses_automation(dp, pw, site):
         browser.close()
     finally:
         dp.stop_browser_session(browserIdentifier=BUILTIN, sessionId=sid)
+
+
+# ----------------------------------------------------------------------------------------------
+# The bedrock-agentcore SDK's BrowserClient
+
+
+@pytest.fixture
+def sdk_browser(br_server, monkeypatch):
+    """The SDK's BrowserClient pointed at the test server. Its generate_ws_headers() builds an
+    AWS host name, so the test signs the returned streamEndpoint itself (the workaround the
+    contract describes)."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", support.DEFAULT_KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", support.DEFAULT_SECRET)
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    try:
+        from bedrock_agentcore._utils import endpoints
+        from bedrock_agentcore.tools.browser_client import BrowserClient
+    except ImportError:
+        _skip_or_fail("bedrock-agentcore is not installed: pip install -r tests/requirements-tools.txt")
+    monkeypatch.setattr(endpoints, "DP_ENDPOINT_OVERRIDE", br_server.url)
+    monkeypatch.setattr(endpoints, "CP_ENDPOINT_OVERRIDE", br_server.url)
+    client = BrowserClient(support.REGION)
+    client.data_plane_client.meta.events.register("after-call.*.*", support._audit_hook)
+    yield client
+    client.stop()
+
+
+def test_sdk_browser_client(sdk_browser, pw, site):
+    sid = sdk_browser.start(viewport={"width": 1280, "height": 720})
+    info = sdk_browser.get_session()
+    assert info["sessionId"] == sid and info["status"] == "READY"
+    assert info["viewPort"] == {"width": 1280, "height": 720}
+    assert info["sessionTimeoutSeconds"] == 3600  # what the SDK sends
+    url = info["streams"]["automationStream"]["streamEndpoint"]
+    browser = pw.chromium.connect_over_cdp(url, headers=signed_headers(url), timeout=30_000)
+    try:
+        page = browser.contexts[0].new_page()
+        page.goto(site)
+        assert page.inner_text("#title") == "Hello from the host"
+        assert page.evaluate("window.innerWidth") == 1280
+    finally:
+        browser.close()
+    sdk_browser.take_control()
+    assert sdk_browser.get_session()["streams"]["automationStream"]["streamStatus"] == "DISABLED"
+    sdk_browser.release_control()
+    assert sdk_browser.get_session()["streams"]["automationStream"]["streamStatus"] == "ENABLED"
+    assert any(s["sessionId"] == sid for s in sdk_browser.list_sessions()["items"])
+    sdk_browser.stop()
+    assert sdk_browser.get_session(BUILTIN, sid)["status"] == "TERMINATED"
