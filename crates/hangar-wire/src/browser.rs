@@ -65,6 +65,7 @@ pub(crate) async fn handle(
             Output::StopBrowserSession(browsers.stop(&r.browser_identifier, &r.session_id)?)
         }
         Input::UpdateBrowserStream(r) => Output::UpdateBrowserStream(browsers.update_stream(r)?),
+        Input::InvokeBrowser(r) => Output::InvokeBrowser(browsers.invoke(r).await?),
         _ => unreachable!("routed by operation"),
     };
     encode::encode_output(&output)

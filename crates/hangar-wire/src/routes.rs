@@ -99,7 +99,8 @@ fn handler_for(def: &OperationDef) -> Handler {
             | Operation::GetBrowserSession
             | Operation::ListBrowserSessions
             | Operation::StopBrowserSession
-            | Operation::UpdateBrowserStream,
+            | Operation::UpdateBrowserStream
+            | Operation::InvokeBrowser,
         ) => Handler::Browser,
         (Service::Data, _) => Handler::NotYetSupported,
     }

@@ -35,6 +35,7 @@ PAGE = b"""<!doctype html>
 <button id="go" onclick="document.getElementById('out').textContent = 'Hi ' + document.getElementById('name').value; document.cookie = 'visited=yes; path=/';">Go</button>
 <p id="out"></p>
 <p id="cookie"></p>
+<div style="height: 3000px"></div>
 <script>document.getElementById('cookie').textContent = document.cookie;</script>
 </body></html>"""
 
@@ -338,6 +339,61 @@ def test_stream_disabled_refuses_automation(dp, pw, site):
         browser.close()
     finally:
         dp.stop_browser_session(browserIdentifier=BUILTIN, sessionId=sid)
+
+
+# ----------------------------------------------------------------------------------------------
+# InvokeBrowser
+
+
+def invoke(dp, sid: str, **action) -> dict:
+    r = dp.invoke_browser(browserIdentifier=BUILTIN, sessionId=sid, action=action)
+    assert r["sessionId"] == sid
+    (name, result), = r["result"].items()
+    assert name == next(iter(action)), r
+    assert result["status"] == "SUCCESS", result
+    return result
+
+
+def center(page, selector: str) -> tuple[int, int]:
+    box = page.locator(selector).bounding_box()
+    return int(box["x"] + box["width"] / 2), int(box["y"] + box["height"] / 2)
+
+
+def test_invoke_browser_actions_change_the_page(dp, pw, site):
+    started = start(dp)
+    sid = started["sessionId"]
+    url = started["streams"]["automationStream"]["streamEndpoint"]
+    browser = pw.chromium.connect_over_cdp(url, headers=signed_headers(url), timeout=30_000)
+    try:
+        page = browser.contexts[0].pages[0]
+        page.goto(site)
+        x, y = center(page, "#name")
+        invoke(dp, sid, mouseClick={"x": x, "y": y})
+        invoke(dp, sid, keyType={"text": "wrong"})
+        invoke(dp, sid, keyShortcut={"keys": ["ctrl", "a"]})
+        invoke(dp, sid, keyType={"text": "Invoker"})
+        assert page.input_value("#name") == "Invoker"
+        invoke(dp, sid, keyPress={"key": "backspace", "presses": 2})
+        assert page.input_value("#name") == "Invok"
+        invoke(dp, sid, mouseMove={"x": 10, "y": 10})
+        x, y = center(page, "#go")
+        invoke(dp, sid, mouseClick={"x": x, "y": y, "button": "LEFT", "clickCount": 1})
+        assert page.inner_text("#out") == "Hi Invok"
+        invoke(dp, sid, mouseScroll={"x": 100, "y": 100, "deltaY": -500})
+        page.wait_for_function("window.scrollY > 0", timeout=5_000)
+        invoke(dp, sid, mouseDrag={"startX": 10, "startY": 10, "endX": 200, "endY": 200})
+        shot = invoke(dp, sid, screenshot={"format": "PNG"})
+        assert shot["data"][:8] == b"\x89PNG\r\n\x1a\n" and len(shot["data"]) > 1000
+    finally:
+        browser.close()
+    # Outside the viewport (1 < x < width-2): refused before anything happens.
+    with pytest.raises(ClientError) as e:
+        dp.invoke_browser(browserIdentifier=BUILTIN, sessionId=sid, action={"mouseClick": {"x": 1456, "y": 10}})
+    assert e.value.response["Error"]["Code"] == "ValidationException"
+    dp.stop_browser_session(browserIdentifier=BUILTIN, sessionId=sid)
+    with pytest.raises(ClientError) as e:
+        dp.invoke_browser(browserIdentifier=BUILTIN, sessionId=sid, action={"mouseMove": {"x": 10, "y": 10}})
+    assert e.value.response["Error"]["Code"] == "ResourceNotFoundException"
 
 
 # ----------------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 //! Browser sessions: `StartBrowserSession`, `GetBrowserSession`, `ListBrowserSessions`,
-//! `StopBrowserSession` and `UpdateBrowserStream`, for the built-in `aws.browser.v1` and custom
+//! `StopBrowserSession`, `UpdateBrowserStream` and `InvokeBrowser`, for the built-in `aws.browser.v1` and custom
 //! browsers, plus the target of each session's automation stream (CDP over WebSocket; the wire
 //! layer authenticates and relays the frames).
 //!
@@ -35,11 +35,11 @@ use hangar_domain::ControlPlane;
 use hangar_model::data::{
     AutomationStream, AutomationStreamStatus, BrowserEnterprisePolicy, BrowserExtension,
     BrowserProfileConfiguration, BrowserSessionStatus, BrowserSessionStream, BrowserSessionSummary,
-    Certificate, GetBrowserSessionResponse, ListBrowserSessionsRequest,
-    ListBrowserSessionsResponse, LiveViewStream, ProxyConfiguration, StartBrowserSessionRequest,
-    StartBrowserSessionResponse, StopBrowserSessionResponse, StreamUpdate,
-    ToolsFileSystemConfiguration, UpdateBrowserStreamRequest, UpdateBrowserStreamResponse,
-    ViewPort,
+    Certificate, GetBrowserSessionResponse, InvokeBrowserRequest, InvokeBrowserResponse,
+    ListBrowserSessionsRequest, ListBrowserSessionsResponse, LiveViewStream, ProxyConfiguration,
+    StartBrowserSessionRequest, StartBrowserSessionResponse, StopBrowserSessionResponse,
+    StreamUpdate, ToolsFileSystemConfiguration, UpdateBrowserStreamRequest,
+    UpdateBrowserStreamResponse, ViewPort,
 };
 use hangar_model::Timestamp;
 use hangar_sandbox::{Limits, Mount, Sandbox, SandboxBackend, SandboxSpec};
@@ -48,6 +48,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tracing::Instrument;
+
+mod invoke;
 
 use crate::pool::{Pool, Pooled, ToolNetwork};
 use crate::ToolsError;
@@ -785,6 +787,49 @@ impl Browsers {
             stream,
             url: format!("ws://127.0.0.1:{CDP_PORT}{}", s.ws_path),
             allowed: s.automation.subscribe(),
+        })
+    }
+
+    /// One OS-level action on the session's foreground page. Bad arguments (coordinates
+    /// outside the viewport, unknown keys) are a ValidationException; a failure while carrying
+    /// it out is a `FAILED` result.
+    pub async fn invoke(
+        &self,
+        request: InvokeBrowserRequest,
+    ) -> Result<InvokeBrowserResponse, ToolsError> {
+        let s = self.session(&request.browser_identifier, &request.session_id)?;
+        invoke::validate(&request.action, (s.view_port.width, s.view_port.height))?;
+        let sandbox = {
+            let st = s.state();
+            if st.status != BrowserSessionStatus::Ready {
+                return Err(ToolsError::NotFound(format!(
+                    "Session {} of browser {} is TERMINATED",
+                    s.id, s.browser
+                )));
+            }
+            st.sandbox.clone()
+        };
+        let sandbox = sandbox.ok_or_else(|| not_found(&s.browser, &s.id))?;
+        let span = tracing::info_span!("browser_invoke", session = %s.id);
+        let outcome = async {
+            let stream = sandbox.connect(CDP_PORT).await?;
+            let url = format!("ws://127.0.0.1:{CDP_PORT}{}", s.ws_path);
+            let mut cdp = invoke::Cdp::connect(stream, &url).await?;
+            invoke::perform(&mut cdp, &request.action).await
+        }
+        .instrument(span)
+        .await;
+        let outcome = match outcome {
+            Ok(data) => Ok(data),
+            Err(e @ ToolsError::Validation(_)) => return Err(e),
+            Err(e) => {
+                tracing::warn!(session = %s.id, error = %e, "browser action failed");
+                Err(e.to_string())
+            }
+        };
+        Ok(InvokeBrowserResponse {
+            result: invoke::result(&request.action, outcome),
+            session_id: s.id.clone(),
         })
     }
 
