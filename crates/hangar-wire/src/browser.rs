@@ -66,6 +66,9 @@ pub(crate) async fn handle(
         }
         Input::UpdateBrowserStream(r) => Output::UpdateBrowserStream(browsers.update_stream(r)?),
         Input::InvokeBrowser(r) => Output::InvokeBrowser(browsers.invoke(r).await?),
+        Input::SaveBrowserSessionProfile(r) => {
+            Output::SaveBrowserSessionProfile(browsers.save_profile(r).await?)
+        }
         _ => unreachable!("routed by operation"),
     };
     encode::encode_output(&output)

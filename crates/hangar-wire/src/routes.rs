@@ -100,7 +100,8 @@ fn handler_for(def: &OperationDef) -> Handler {
             | Operation::ListBrowserSessions
             | Operation::StopBrowserSession
             | Operation::UpdateBrowserStream
-            | Operation::InvokeBrowser,
+            | Operation::InvokeBrowser
+            | Operation::SaveBrowserSessionProfile,
         ) => Handler::Browser,
         (Service::Data, _) => Handler::NotYetSupported,
     }

@@ -397,6 +397,60 @@ def test_invoke_browser_actions_change_the_page(dp, pw, site):
 
 
 # ----------------------------------------------------------------------------------------------
+# Browser profiles
+
+
+def test_profile_saved_in_one_session_appears_in_the_next(dp, cp, pw, site):
+    profile = cp.create_browser_profile(name=f"shopper_{int(time.time() * 1000)}")["profileId"]
+    first = start(dp)
+    url = first["streams"]["automationStream"]["streamEndpoint"]
+    browser = pw.chromium.connect_over_cdp(url, headers=signed_headers(url), timeout=30_000)
+    try:
+        page = browser.contexts[0].new_page()
+        page.goto(site)
+        assert page.inner_text("#cookie") == ""
+        page.click("#go")  # sets the cookie visited=yes
+    finally:
+        browser.close()
+    saved = dp.save_browser_session_profile(
+        profileIdentifier=profile, browserIdentifier=BUILTIN, sessionId=first["sessionId"]
+    )
+    assert saved["profileIdentifier"] == profile and saved["sessionId"] == first["sessionId"]
+    dp.stop_browser_session(browserIdentifier=BUILTIN, sessionId=first["sessionId"])
+    got = cp.get_browser_profile(profileId=profile)
+    assert got["lastSavedBrowserSessionId"] == first["sessionId"]
+    assert got["lastSavedBrowserId"] == BUILTIN and got["lastSavedAt"]
+
+    # A session with the profile has the cookie; one without it does not.
+    with_profile = start(dp, profileConfiguration={"profileIdentifier": profile})
+    without = start(dp)
+    try:
+        for started, expected in ((with_profile, "visited=yes"), (without, "")):
+            url = started["streams"]["automationStream"]["streamEndpoint"]
+            browser = pw.chromium.connect_over_cdp(url, headers=signed_headers(url), timeout=30_000)
+            try:
+                page = browser.contexts[0].new_page()
+                page.goto(site)
+                assert page.inner_text("#cookie") == expected
+            finally:
+                browser.close()
+        got = dp.get_browser_session(browserIdentifier=BUILTIN, sessionId=with_profile["sessionId"])
+        assert got["profileConfiguration"] == {"profileIdentifier": profile}
+    finally:
+        for s in (with_profile, without):
+            dp.stop_browser_session(browserIdentifier=BUILTIN, sessionId=s["sessionId"])
+    # An ended session cannot be saved; an unknown profile is refused.
+    with pytest.raises(ClientError) as e:
+        dp.save_browser_session_profile(
+            profileIdentifier=profile, browserIdentifier=BUILTIN, sessionId=first["sessionId"]
+        )
+    assert e.value.response["Error"]["Code"] == "ConflictException"
+    with pytest.raises(ClientError) as e:
+        start(dp, profileConfiguration={"profileIdentifier": "nosuch-abcdefghij"})
+    assert e.value.response["Error"]["Code"] == "ResourceNotFoundException"
+
+
+# ----------------------------------------------------------------------------------------------
 # The bedrock-agentcore SDK's BrowserClient
 
 

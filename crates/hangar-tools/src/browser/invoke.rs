@@ -29,15 +29,20 @@ pub(crate) struct Cdp {
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Cdp {
-    pub(crate) async fn connect(stream: TcpStream, url: &str) -> Result<Cdp, ToolsError> {
+    /// A browser-level connection (no page attached).
+    pub(crate) async fn browser(stream: TcpStream, url: &str) -> Result<Cdp, ToolsError> {
         let (ws, _) = tokio_tungstenite::client_async(url, stream)
             .await
             .map_err(|e| ToolsError::Internal(format!("DevTools WebSocket: {e}")))?;
-        let mut cdp = Cdp {
+        Ok(Cdp {
             ws,
             next_id: 0,
             page_session: String::new(),
-        };
+        })
+    }
+
+    pub(crate) async fn connect(stream: TcpStream, url: &str) -> Result<Cdp, ToolsError> {
+        let mut cdp = Cdp::browser(stream, url).await?;
         let targets = cdp.call(None, "Target.getTargets", json!({})).await?;
         let page = targets
             .get("targetInfos")
@@ -64,7 +69,7 @@ impl Cdp {
         Ok(cdp)
     }
 
-    async fn call(
+    pub(crate) async fn call(
         &mut self,
         session: Option<&str>,
         method: &str,

@@ -19,9 +19,12 @@
 //!   listable until [`BrowserConfig::retained`] newer ones push them out.
 //! - `sessionTimeoutSeconds` defaults to 3600 (the model's documentation; the SDK always sends
 //!   3600) and is a TTL from the start.
-//! - `extensions`, `enterprisePolicies`, `proxyConfiguration`, `certificates`,
-//!   `profileConfiguration` and `filesystemConfigurations` are recorded and echoed but not
-//!   applied yet.
+//! - Browser profiles hold cookies: `SaveBrowserSessionProfile` captures the browser's cookies
+//!   (CDP `Storage.getCookies`) into the profile record, replacing what it held; a session
+//!   started with `profileConfiguration` gets them before it is handed out. Local and session
+//!   storage are not captured yet.
+//! - `extensions`, `enterprisePolicies`, `proxyConfiguration`, `certificates` and
+//!   `filesystemConfigurations` are recorded and echoed but not applied yet.
 //! - `UpdateBrowserStream` DISABLED refuses new automation connections and closes the open
 //!   ones (so a person can take control); ENABLED lets them connect again.
 
@@ -41,6 +44,7 @@ use hangar_model::data::{
     StreamUpdate, ToolsFileSystemConfiguration, UpdateBrowserStreamRequest,
     UpdateBrowserStreamResponse, ViewPort,
 };
+use hangar_model::data::{SaveBrowserSessionProfileRequest, SaveBrowserSessionProfileResponse};
 use hangar_model::Timestamp;
 use hangar_sandbox::{Limits, Mount, Sandbox, SandboxBackend, SandboxSpec};
 use serde_json::Value;
@@ -504,6 +508,16 @@ impl Browsers {
                 )));
             }
         }
+        // A profile to start from must exist (404 otherwise) before a browser is taken.
+        let profile_state = match &request.profile_configuration {
+            Some(p) => self
+                .control
+                .browser_profile(&p.profile_identifier)
+                .await?
+                .saved_state
+                .clone(),
+            None => None,
+        };
         let view_port = request.view_port.clone().unwrap_or(ViewPort {
             width: DEFAULT_VIEWPORT.0,
             height: DEFAULT_VIEWPORT.1,
@@ -519,6 +533,10 @@ impl Browsers {
             )
             .await?
         };
+        if let Some(state) = &profile_state {
+            // A browser that did not take the profile is dropped (killed), not handed out.
+            self.apply_profile(&warm, state).await?;
+        }
         let now = Timestamp::now();
         let session = {
             let mut table = self.table();
@@ -788,6 +806,108 @@ impl Browsers {
             url: format!("ws://127.0.0.1:{CDP_PORT}{}", s.ws_path),
             allowed: s.automation.subscribe(),
         })
+    }
+
+    /// Captures the session's cookies into a browser profile (replacing what it held).
+    /// Local and session storage are not captured yet.
+    pub async fn save_profile(
+        &self,
+        request: SaveBrowserSessionProfileRequest,
+    ) -> Result<SaveBrowserSessionProfileResponse, ToolsError> {
+        let s = self.session(&request.browser_identifier, &request.session_id)?;
+        // The profile must exist before anything is captured.
+        self.control
+            .browser_profile(&request.profile_identifier)
+            .await?;
+        let sandbox = {
+            let st = s.state();
+            if st.status != BrowserSessionStatus::Ready {
+                return Err(ToolsError::Conflict(format!(
+                    "Session {} of browser {} is TERMINATED; only a live session can be saved",
+                    s.id, s.browser
+                )));
+            }
+            st.sandbox.clone()
+        };
+        let sandbox = sandbox.ok_or_else(|| not_found(&s.browser, &s.id))?;
+        let stream = sandbox.connect(CDP_PORT).await?;
+        let url = format!("ws://127.0.0.1:{CDP_PORT}{}", s.ws_path);
+        let mut cdp = invoke::Cdp::browser(stream, &url).await?;
+        let cookies = cdp
+            .call(None, "Storage.getCookies", serde_json::json!({}))
+            .await?
+            .get("cookies")
+            .cloned()
+            .unwrap_or_else(|| serde_json::json!([]));
+        let saved = self
+            .control
+            .save_browser_profile(
+                &request.profile_identifier,
+                &s.browser,
+                &s.id,
+                serde_json::json!({ "cookies": cookies }),
+            )
+            .await?;
+        tracing::info!(session = %s.id, profile = %request.profile_identifier, "browser profile saved");
+        Ok(SaveBrowserSessionProfileResponse {
+            browser_identifier: s.browser.clone(),
+            last_updated_at: saved,
+            profile_identifier: request.profile_identifier,
+            session_id: s.id.clone(),
+        })
+    }
+
+    /// Puts a saved profile's cookies into a freshly taken browser.
+    async fn apply_profile(&self, warm: &WarmBrowser, state: &Value) -> Result<(), ToolsError> {
+        // `Storage.setCookies` takes CookieParam: only these members of what getCookies gave.
+        const KEEP: &[&str] = &[
+            "name",
+            "value",
+            "domain",
+            "path",
+            "secure",
+            "httpOnly",
+            "sameSite",
+            "priority",
+            "sourceScheme",
+            "sourcePort",
+        ];
+        let cookies: Vec<Value> = state
+            .get("cookies")
+            .and_then(Value::as_array)
+            .map(|cs| {
+                cs.iter()
+                    .map(|c| {
+                        let mut out = serde_json::Map::new();
+                        for k in KEEP {
+                            if let Some(v) = c.get(*k) {
+                                out.insert((*k).into(), v.clone());
+                            }
+                        }
+                        // Session cookies have expires -1; persistent ones keep their expiry.
+                        if c.get("session").and_then(Value::as_bool) != Some(true) {
+                            if let Some(e) = c.get("expires") {
+                                out.insert("expires".into(), e.clone());
+                            }
+                        }
+                        Value::Object(out)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        if cookies.is_empty() {
+            return Ok(());
+        }
+        let stream = warm.sandbox.connect(CDP_PORT).await?;
+        let url = format!("ws://127.0.0.1:{CDP_PORT}{}", warm.ws_path);
+        let mut cdp = invoke::Cdp::browser(stream, &url).await?;
+        cdp.call(
+            None,
+            "Storage.setCookies",
+            serde_json::json!({ "cookies": cookies }),
+        )
+        .await?;
+        Ok(())
     }
 
     /// One OS-level action on the session's foreground page. Bad arguments (coordinates
