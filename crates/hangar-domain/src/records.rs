@@ -179,6 +179,10 @@ pub struct BrowserProfileRecord {
     pub last_saved_at: Option<Timestamp>,
     pub last_saved_browser_id: Option<String>,
     pub last_saved_browser_session_id: Option<String>,
+    /// What the last SaveBrowserSessionProfile captured (the browser's cookies, as CDP
+    /// `Storage.getCookies` gives them); applied to sessions started with the profile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub saved_state: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -381,6 +381,7 @@ impl ControlPlane {
             last_saved_at: None,
             last_saved_browser_id: None,
             last_saved_browser_session_id: None,
+            saved_state: None,
         };
         // Profiles are plain records: they are READY as soon as they exist.
         let response: control::CreateBrowserProfileResponse = output(json!({
@@ -419,6 +420,37 @@ impl ControlPlane {
             .await?
             .map(|s| s.doc)
             .ok_or_else(|| Error::NotFound(format!("Browser profile not found: {id}")))
+    }
+
+    /// Records a SaveBrowserSessionProfile: the captured state replaces the profile's whole
+    /// previous state (a save overwrites, it does not merge). Returns the save time.
+    pub async fn save_browser_profile(
+        &self,
+        id: &str,
+        browser_id: &str,
+        session_id: &str,
+        state: Value,
+    ) -> Result<Timestamp, Error> {
+        loop {
+            let current =
+                load::<BrowserProfileRecord>(self.store(), collection::BROWSER_PROFILE, id)
+                    .await?
+                    .ok_or_else(|| Error::NotFound(format!("Browser profile not found: {id}")))?;
+            let now = Timestamp::now();
+            let mut doc = current.doc;
+            doc.last_saved_at = Some(now);
+            doc.last_updated_at = now;
+            doc.last_saved_browser_id = Some(browser_id.to_owned());
+            doc.last_saved_browser_session_id = Some(session_id.to_owned());
+            doc.saved_state = Some(state.clone());
+            let write = update(collection::BROWSER_PROFILE, id, current.revision, &doc);
+            match self.store().commit(vec![write]).await {
+                Ok(_) => return Ok(now),
+                // A concurrent save or delete: read again.
+                Err(hangar_store::StoreError::RevisionMismatch { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     pub(crate) async fn get_browser_profile(

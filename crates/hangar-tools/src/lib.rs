@@ -7,14 +7,18 @@
 //! - [`pool`] is the shared core: a small pool of pre-started sandboxes per network mode,
 //!   refilled in the background, so starting a session is taking a ready sandbox rather than
 //!   paying for bwrap and an interpreter start-up on the request path.
+//! - [`browser`] runs browser sessions: a headless Chromium per sandbox, its DevTools
+//!   endpoint the target of the session's automation stream.
 //! - [`code_interpreter`] runs code-interpreter sessions: the session table
 //!   (Start/Get/List/Stop, the timeout reaper) and `InvokeCodeInterpreter`'s nine tools, carried
 //!   out by a driver program inside each sandbox.
 
+pub mod browser;
 pub mod code_interpreter;
 mod error;
 pub mod pool;
 
+pub use browser::{BrowserConfig, Browsers};
 pub use code_interpreter::{CodeInterpreterConfig, CodeInterpreters};
 pub use error::ToolsError;
 pub use pool::{Pool, ToolNetwork};

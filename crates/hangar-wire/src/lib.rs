@@ -37,6 +37,7 @@ pub mod sigv4;
 
 mod authn;
 mod bind;
+mod browser;
 mod dataplane;
 mod encode;
 mod panic;
@@ -84,6 +85,8 @@ pub struct WireState {
     /// Code-interpreter sessions; without them that data plane answers
     /// UnknownOperationException.
     pub code_interpreters: Option<Arc<hangar_tools::CodeInterpreters>>,
+    /// Browser sessions; without them that data plane answers UnknownOperationException.
+    pub browsers: Option<Arc<hangar_tools::Browsers>>,
     pub auth: AuthMode,
     /// The runtimes' JWT authorizers (provider caches, compiled rules).
     pub authorizers: Arc<hangar_auth::JwtAuthorizers>,
@@ -101,6 +104,7 @@ impl WireState {
             control: control.into(),
             sessions: None,
             code_interpreters: None,
+            browsers: None,
             auth,
             authorizers: Arc::new(hangar_auth::JwtAuthorizers::default()),
             workload_tokens: None,
@@ -128,6 +132,11 @@ impl WireState {
         code_interpreters: Arc<hangar_tools::CodeInterpreters>,
     ) -> Self {
         self.code_interpreters = Some(code_interpreters);
+        self
+    }
+
+    pub fn with_browsers(mut self, browsers: Arc<hangar_tools::Browsers>) -> Self {
+        self.browsers = Some(browsers);
         self
     }
 
@@ -274,6 +283,9 @@ async fn handle(
         set_workload_token(state, &principal, target.as_ref(), &mut parts)?;
         return dataplane::websocket(state, runtime, &mut parts).await;
     }
+    if let Some((browser, session)) = browser::automation_route(&parts.method, &path) {
+        return browser::automation(state, browser, session, &mut parts).await;
+    }
     let path = path.as_str();
     let route = RouteTable::model().find(parts.method.as_str(), path);
     if let Some(m) = &route {
@@ -348,6 +360,7 @@ async fn handle(
         Handler::CodeInterpreter => {
             tools::handle(state, m.target.def, &m.labels, &parts, body).await
         }
+        Handler::Browser => browser::handle(state, m.target.def, &m.labels, &parts, body).await,
         Handler::NotYetSupported => Err(hangar_domain::Error::Unsupported(format!(
             "{} is not supported by this Hangar yet.",
             m.target.def.name

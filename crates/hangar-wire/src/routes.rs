@@ -63,6 +63,8 @@ pub(crate) enum Handler {
     InvokeAgentRuntimeCommand,
     /// The code-interpreter data plane (`tools.rs`).
     CodeInterpreter,
+    /// The browser data plane (`browser.rs`).
+    Browser,
     /// Modelled, routed, but not served yet.
     NotYetSupported,
 }
@@ -91,6 +93,16 @@ fn handler_for(def: &OperationDef) -> Handler {
             | Operation::StopCodeInterpreterSession
             | Operation::InvokeCodeInterpreter,
         ) => Handler::CodeInterpreter,
+        (
+            Service::Data,
+            Operation::StartBrowserSession
+            | Operation::GetBrowserSession
+            | Operation::ListBrowserSessions
+            | Operation::StopBrowserSession
+            | Operation::UpdateBrowserStream
+            | Operation::InvokeBrowser
+            | Operation::SaveBrowserSessionProfile,
+        ) => Handler::Browser,
         (Service::Data, _) => Handler::NotYetSupported,
     }
 }

@@ -90,6 +90,15 @@ pub struct ServeArgs {
     /// Live code-interpreter sessions at most.
     #[arg(long, default_value_t = 64)]
     code_interpreter_max_sessions: usize,
+    /// Pre-started headless Chromiums kept ready for browser sessions (0: none).
+    #[arg(long, default_value_t = 1)]
+    browser_pool: usize,
+    /// Live browser sessions at most.
+    #[arg(long, default_value_t = 16)]
+    browser_max_sessions: usize,
+    /// Memory limit of each browser session's sandbox, in MiB (Chromium idles at ~400 MiB).
+    #[arg(long, default_value_t = 2048)]
+    browser_memory_mib: u64,
     /// JWT authorizers: the least time, in seconds, between two fetches of one identity
     /// provider's discovery document and JWKS (on an unknown `kid`, or after a failure).
     #[arg(long, default_value_t = 10.0)]
@@ -233,6 +242,24 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         )
     });
 
+    // Browser sessions too; each is a headless Chromium in its own sandbox.
+    let browsers = backend.as_ref().map(|backend| {
+        let defaults = hangar_tools::BrowserConfig::default();
+        hangar_tools::Browsers::new(
+            control.clone(),
+            backend.clone(),
+            hangar_tools::BrowserConfig {
+                limits: Limits {
+                    memory_bytes: Some(args.browser_memory_mib << 20),
+                    ..defaults.limits
+                },
+                pool_size: args.browser_pool,
+                max_live_sessions: args.browser_max_sessions,
+                ..defaults
+            },
+        )
+    });
+
     let authorizers = Arc::new(hangar_auth::JwtAuthorizers::new(hangar_auth::Settings {
         min_refetch_interval: std::time::Duration::from_secs_f64(
             args.jwt_refetch_interval.max(0.0),
@@ -255,6 +282,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     if let Some(code_interpreters) = &code_interpreters {
         state = state.with_code_interpreters(code_interpreters.clone());
+    }
+    if let Some(browsers) = &browsers {
+        state = state.with_browsers(browsers.clone());
     }
     let app = hangar_wire::router(state);
     let listener = tokio::net::TcpListener::bind(args.listen)
@@ -283,6 +313,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     if let Some(code_interpreters) = code_interpreters {
         code_interpreters.shutdown().await;
+    }
+    if let Some(browsers) = browsers {
+        browsers.shutdown().await;
     }
     if let Some(backend) = backend {
         // Every sandbox is gone: leave no empty cgroup behind either.

@@ -1,0 +1,499 @@
+"""Browser data plane, end to end: boto3's `bedrock-agentcore` client and Playwright for Python
+(`connect_over_cdp` to the session's automation stream, SigV4 in the upgrade headers or a
+presigned query) against a real `hangar serve` whose sessions are headless Chromiums in
+bubblewrap sandboxes. Playwright downloads no browser: the only browser is the session's.
+Pages are served by this test on the host's loopback; the sandboxed browser reaches the host
+at 10.0.2.2."""
+
+from __future__ import annotations
+
+import http.client
+import http.server
+import shutil
+import threading
+import time
+import urllib.parse
+
+import pytest
+from botocore.auth import SigV4Auth, SigV4QueryAuth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+from botocore.exceptions import ClientError
+
+import support
+from conftest import _require_sandboxes, _skip_or_fail, data_client
+
+BUILTIN = support.BROWSER_BUILTIN
+HOST_LOOPBACK = "10.0.2.2"  # the host's loopback, as the sandboxed browser sees it
+CREDS = Credentials(support.DEFAULT_KEY, support.DEFAULT_SECRET)
+
+PAGE = b"""<!doctype html>
+<html><head><title>Hangar test page</title></head>
+<body>
+<h1 id="title">Hello from the host</h1>
+<input id="name" type="text">
+<button id="go" onclick="document.getElementById('out').textContent = 'Hi ' + document.getElementById('name').value; document.cookie = 'visited=yes; path=/';">Go</button>
+<p id="out"></p>
+<p id="cookie"></p>
+<div style="height: 3000px"></div>
+<script>document.getElementById('cookie').textContent = document.cookie;</script>
+</body></html>"""
+
+
+class _Page(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):  # noqa: N802 - http.server's naming
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(PAGE)))
+        self.end_headers()
+        self.wfile.write(PAGE)
+
+    def log_message(self, *_args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def site():
+    """A page on the host's loopback; the URL is the one the sandboxed browser uses."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Page)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://{HOST_LOOPBACK}:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="module")
+def br_server(tmp_path_factory):
+    _require_sandboxes()
+    if shutil.which("chromium") is None:
+        _skip_or_fail("chromium is not installed (Debian package chromium)")
+    base = tmp_path_factory.mktemp("browser-server")
+    # Strict SigV4, so that bad signatures on the automation stream are refused.
+    creds = support.write_credentials(base / "credentials", support.DEFAULT_KEY, support.DEFAULT_SECRET)
+    srv = support.HangarServer(
+        base / "data",
+        base / "logs",
+        label="browser",
+        code_artifacts=False,
+        credentials=creds,
+        extra_args=["--browser-pool", "1", "--code-interpreter-pool", "0"],
+    )
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def dp(br_server):
+    return data_client(br_server.url)
+
+
+@pytest.fixture(scope="module")
+def cp(br_server):
+    return support.make_client(br_server.url)
+
+
+@pytest.fixture(scope="module")
+def pw():
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _skip_or_fail("playwright is not installed: pip install -r tests/requirements-tools.txt")
+    with sync_playwright() as p:
+        yield p
+
+
+def start(dp, browser: str = BUILTIN, **kw) -> dict:
+    return dp.start_browser_session(browserIdentifier=browser, **kw)
+
+
+def signed_headers(url: str) -> dict:
+    """SigV4 headers for the WebSocket upgrade, as the SDK's generate_ws_headers computes them
+    (a virtual GET of the URL, signing host and x-amz-date)."""
+    http_url = url.replace("ws://", "http://", 1)
+    request = AWSRequest(method="GET", url=http_url, headers={"host": urllib.parse.urlsplit(http_url).netloc})
+    SigV4Auth(CREDS, "bedrock-agentcore", support.REGION).add_auth(request)
+    return {"Authorization": request.headers["Authorization"], "X-Amz-Date": request.headers["X-Amz-Date"]}
+
+
+def presigned(url: str, expires: int = 300) -> str:
+    http_url = url.replace("ws://", "http://", 1)
+    request = AWSRequest(method="GET", url=http_url)
+    SigV4QueryAuth(CREDS, "bedrock-agentcore", support.REGION, expires=expires).add_auth(request)
+    return request.url.replace("http://", "ws://", 1)
+
+
+def upgrade_status(url: str, headers: dict) -> int:
+    """The status of a raw WebSocket upgrade request to `url`."""
+    parts = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    path = parts.path + (f"?{parts.query}" if parts.query else "")
+    conn.request(
+        "GET",
+        path,
+        headers={
+            "Upgrade": "websocket",
+            "Connection": "Upgrade",
+            "Sec-WebSocket-Version": "13",
+            "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+            **headers,
+        },
+    )
+    status = conn.getresponse().status
+    conn.close()
+    return status
+
+
+# ----------------------------------------------------------------------------------------------
+# Start / Get / List / Stop
+
+
+def test_start_get_list_stop(dp, br_server):
+    started = start(dp, name="shop-session", sessionTimeoutSeconds=600)
+    sid = started["sessionId"]
+    assert started["browserIdentifier"] == BUILTIN
+    assert len(sid) == 26 and sid.isalnum()
+    host = f"127.0.0.1:{br_server.port}"
+    auto = started["streams"]["automationStream"]
+    assert auto == {
+        "streamEndpoint": f"ws://{host}/browser-streams/{BUILTIN}/sessions/{sid}/automation",
+        "streamStatus": "ENABLED",
+    }
+    assert started["streams"]["liveViewStream"]["streamEndpoint"].endswith(
+        f"/browser-streams/{BUILTIN}/sessions/{sid}/live-view"
+    )
+
+    got = dp.get_browser_session(browserIdentifier=BUILTIN, sessionId=sid)
+    assert got["status"] == "READY"
+    assert got["name"] == "shop-session"
+    assert got["sessionTimeoutSeconds"] == 600
+    assert got["viewPort"] == {"width": 1456, "height": 819}
+    assert got["streams"]["automationStream"] == auto
+
+    listed = dp.list_browser_sessions(browserIdentifier=BUILTIN)["items"]
+    assert any(i["sessionId"] == sid and i["status"] == "READY" for i in listed)
+
+    stopped = dp.stop_browser_session(browserIdentifier=BUILTIN, sessionId=sid)
+    assert stopped["sessionId"] == sid and stopped["browserIdentifier"] == BUILTIN
+    assert dp.get_browser_session(browserIdentifier=BUILTIN, sessionId=sid)["status"] == "TERMINATED"
+    ended = dp.list_browser_sessions(browserIdentifier=BUILTIN, status="TERMINATED")["items"]
+    assert [i["sessionId"] for i in ended if i["sessionId"] == sid] == [sid]
+    ready = dp.list_browser_sessions(browserIdentifier=BUILTIN, status="READY")["items"]
+    assert sid not in [i["sessionId"] for i in ready]
+    # Stop is idempotent; an ended session cannot be automated.
+    dp.stop_browser_session(browserIdentifier=BUILTIN, sessionId=sid)
+    assert upgrade_status(auto["streamEndpoint"], signed_headers(auto["streamEndpoint"])) == 404
+
+
+def test_unknown_session_and_browser(dp):
+    with pytest.raises(ClientError) as e:
+        dp.get_browser_session(browserIdentifier=BUILTIN, sessionId="NOSUCHSESSION")
+    assert e.value.response["Error"]["Code"] == "ResourceNotFoundException"
+    with pytest.raises(ClientError) as e:
+        start(dp, browser="nosuch-abcdefghij")
+    assert e.value.response["Error"]["Code"] == "ResourceNotFoundException"
+
+
+def test_session_timeout_is_enforced(dp):
+    sid = start(dp, sessionTimeoutSeconds=2)["sessionId"]
+    assert dp.get_browser_session(browserIdentifier=BUILTIN, sessionId=sid)["status"] == "READY"
+    support.wait_until(
+        lambda: dp.get_browser_session(browserIdentifier=BUILTIN, sessionId=sid)["status"],
+        lambda status: status == "TERMINATED",
+        timeout=10,
+        what="session TERMINATED by its timeout",
+    )
+
+
+def test_custom_browser_session(dp, cp):
+    created = cp.create_browser(**support.browser_request(f"custom_{int(time.time())}", full=False))
+    bid = created["browserId"]
+    support.wait_status(lambda: cp.get_browser(browserId=bid))
+    started = start(dp, browser=bid, viewPort={"width": 800, "height": 600})
+    sid = started["sessionId"]
+    assert f"/browser-streams/{bid}/sessions/{sid}/automation" in started["streams"]["automationStream"]["streamEndpoint"]
+    got = dp.get_browser_session(browserIdentifier=bid, sessionId=sid)
+    assert got["viewPort"] == {"width": 800, "height": 600}
+    # A session belongs to its browser.
+    with pytest.raises(ClientError) as e:
+        dp.get_browser_session(browserIdentifier=BUILTIN, sessionId=sid)
+    assert e.value.response["Error"]["Code"] == "ResourceNotFoundException"
+    assert [i["sessionId"] for i in dp.list_browser_sessions(browserIdentifier=bid)["items"]] == [sid]
+    dp.stop_browser_session(browserIdentifier=bid, sessionId=sid)
+
+
+# ----------------------------------------------------------------------------------------------
+# Automation stream
+
+
+def test_playwright_drives_the_session(dp, pw, site):
+    started = start(dp)
+    sid = started["sessionId"]
+    url = started["streams"]["automationStream"]["streamEndpoint"]
+    browser = pw.chromium.connect_over_cdp(url, headers=signed_headers(url), timeout=30_000)
+    try:
+        assert "Chrome" in browser.version or browser.version[0].isdigit()
+        context = browser.contexts[0]
+        page = context.pages[0] if context.pages else context.new_page()
+        page.goto(site)
+        assert page.title() == "Hangar test page"
+        assert page.inner_text("#title") == "Hello from the host"
+        page.fill("#name", "Hangar")
+        page.click("#go")
+        assert page.inner_text("#out") == "Hi Hangar"
+        assert page.evaluate("document.cookie") == "visited=yes"
+        # The window is the viewport's size; new headless Chromium counts its (invisible)
+        # window UI in the height, so the page gets the full width and a little less height.
+        width, height = page.evaluate("[window.innerWidth, window.innerHeight]")
+        assert width == 1456 and 600 < height <= 819
+        png = page.screenshot()
+        assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 1000
+    finally:
+        browser.close()
+    dp.stop_browser_session(browserIdentifier=BUILTIN, sessionId=sid)
+
+
+def test_sessions_do_not_share_cookies(dp, pw, site):
+    a = start(dp)
+    b = start(dp)
+    try:
+        for started, expect_before in ((a, ""), (b, "")):
+            url = started["streams"]["automationStream"]["streamEndpoint"]
+            browser = pw.chromium.connect_over_cdp(url, headers=signed_headers(url), timeout=30_000)
+            try:
+                context = browser.contexts[0]
+                page = context.new_page()
+                page.goto(site)
+                assert page.inner_text("#cookie") == expect_before
+                page.click("#go")
+                page.reload()
+                assert page.inner_text("#cookie") == "visited=yes"
+            finally:
+                browser.close()
+    finally:
+        for s in (a, b):
+            dp.stop_browser_session(browserIdentifier=BUILTIN, sessionId=s["sessionId"])
+
+
+def test_presigned_query_is_accepted(dp, pw):
+    started = start(dp)
+    url = started["streams"]["automationStream"]["streamEndpoint"]
+    browser = pw.chromium.connect_over_cdp(presigned(url), timeout=30_000)
+    try:
+        assert browser.version
+    finally:
+        browser.close()
+        dp.stop_browser_session(browserIdentifier=BUILTIN, sessionId=started["sessionId"])
+
+
+def test_unsigned_and_badly_signed_are_refused(dp, pw):
+    started = start(dp)
+    url = started["streams"]["automationStream"]["streamEndpoint"]
+    try:
+        assert upgrade_status(url, {}) == 403
+        bad = signed_headers(url)
+        bad["Authorization"] = bad["Authorization"][:-4] + "0000"
+        assert upgrade_status(url, bad) == 403
+        wrong_secret = Credentials(support.DEFAULT_KEY, "not-the-secret")
+        request = AWSRequest(method="GET", url=url.replace("ws://", "http://", 1))
+        SigV4Auth(wrong_secret, "bedrock-agentcore", support.REGION).add_auth(request)
+        assert upgrade_status(url, {"Authorization": request.headers["Authorization"], "X-Amz-Date": request.headers["X-Amz-Date"]}) == 403
+        with pytest.raises(Exception):
+            pw.chromium.connect_over_cdp(url, timeout=10_000)
+        # The same request, signed correctly, upgrades.
+        assert upgrade_status(url, signed_headers(url)) == 101
+    finally:
+        dp.stop_browser_session(browserIdentifier=BUILTIN, sessionId=started["sessionId"])
+
+
+def test_stream_disabled_refuses_automation(dp, pw, site):
+    started = start(dp)
+    sid = started["sessionId"]
+    url = started["streams"]["automationStream"]["streamEndpoint"]
+    try:
+        browser = pw.chromium.connect_over_cdp(url, headers=signed_headers(url), timeout=30_000)
+        page = browser.contexts[0].new_page()
+        assert page.evaluate("1 + 1") == 2
+        updated = dp.update_browser_stream(
+            browserIdentifier=BUILTIN,
+            sessionId=sid,
+            streamUpdate={"automationStreamUpdate": {"streamStatus": "DISABLED"}},
+        )
+        assert updated["streams"]["automationStream"]["streamStatus"] == "DISABLED"
+        # The open connection is closed, new ones are refused.
+        with pytest.raises(Exception):
+            page.goto(site, timeout=10_000)
+        assert upgrade_status(url, signed_headers(url)) == 409
+        got = dp.get_browser_session(browserIdentifier=BUILTIN, sessionId=sid)
+        assert got["streams"]["automationStream"]["streamStatus"] == "DISABLED"
+        dp.update_browser_stream(
+            browserIdentifier=BUILTIN,
+            sessionId=sid,
+            streamUpdate={"automationStreamUpdate": {"streamStatus": "ENABLED"}},
+        )
+        browser = pw.chromium.connect_over_cdp(url, headers=signed_headers(url), timeout=30_000)
+        page = browser.contexts[0].new_page()
+        page.goto(site)
+        assert page.inner_text("#title") == "Hello from the host"
+        browser.close()
+    finally:
+        dp.stop_browser_session(browserIdentifier=BUILTIN, sessionId=sid)
+
+
+# ----------------------------------------------------------------------------------------------
+# InvokeBrowser
+
+
+def invoke(dp, sid: str, **action) -> dict:
+    r = dp.invoke_browser(browserIdentifier=BUILTIN, sessionId=sid, action=action)
+    assert r["sessionId"] == sid
+    (name, result), = r["result"].items()
+    assert name == next(iter(action)), r
+    assert result["status"] == "SUCCESS", result
+    return result
+
+
+def center(page, selector: str) -> tuple[int, int]:
+    box = page.locator(selector).bounding_box()
+    return int(box["x"] + box["width"] / 2), int(box["y"] + box["height"] / 2)
+
+
+def test_invoke_browser_actions_change_the_page(dp, pw, site):
+    started = start(dp)
+    sid = started["sessionId"]
+    url = started["streams"]["automationStream"]["streamEndpoint"]
+    browser = pw.chromium.connect_over_cdp(url, headers=signed_headers(url), timeout=30_000)
+    try:
+        page = browser.contexts[0].pages[0]
+        page.goto(site)
+        x, y = center(page, "#name")
+        invoke(dp, sid, mouseClick={"x": x, "y": y})
+        invoke(dp, sid, keyType={"text": "wrong"})
+        invoke(dp, sid, keyShortcut={"keys": ["ctrl", "a"]})
+        invoke(dp, sid, keyType={"text": "Invoker"})
+        assert page.input_value("#name") == "Invoker"
+        invoke(dp, sid, keyPress={"key": "backspace", "presses": 2})
+        assert page.input_value("#name") == "Invok"
+        invoke(dp, sid, mouseMove={"x": 10, "y": 10})
+        x, y = center(page, "#go")
+        invoke(dp, sid, mouseClick={"x": x, "y": y, "button": "LEFT", "clickCount": 1})
+        assert page.inner_text("#out") == "Hi Invok"
+        invoke(dp, sid, mouseScroll={"x": 100, "y": 100, "deltaY": -500})
+        page.wait_for_function("window.scrollY > 0", timeout=5_000)
+        invoke(dp, sid, mouseDrag={"startX": 10, "startY": 10, "endX": 200, "endY": 200})
+        shot = invoke(dp, sid, screenshot={"format": "PNG"})
+        assert shot["data"][:8] == b"\x89PNG\r\n\x1a\n" and len(shot["data"]) > 1000
+    finally:
+        browser.close()
+    # Outside the viewport (1 < x < width-2): refused before anything happens.
+    with pytest.raises(ClientError) as e:
+        dp.invoke_browser(browserIdentifier=BUILTIN, sessionId=sid, action={"mouseClick": {"x": 1456, "y": 10}})
+    assert e.value.response["Error"]["Code"] == "ValidationException"
+    dp.stop_browser_session(browserIdentifier=BUILTIN, sessionId=sid)
+    with pytest.raises(ClientError) as e:
+        dp.invoke_browser(browserIdentifier=BUILTIN, sessionId=sid, action={"mouseMove": {"x": 10, "y": 10}})
+    assert e.value.response["Error"]["Code"] == "ResourceNotFoundException"
+
+
+# ----------------------------------------------------------------------------------------------
+# Browser profiles
+
+
+def test_profile_saved_in_one_session_appears_in_the_next(dp, cp, pw, site):
+    profile = cp.create_browser_profile(name=f"shopper_{int(time.time() * 1000)}")["profileId"]
+    first = start(dp)
+    url = first["streams"]["automationStream"]["streamEndpoint"]
+    browser = pw.chromium.connect_over_cdp(url, headers=signed_headers(url), timeout=30_000)
+    try:
+        page = browser.contexts[0].new_page()
+        page.goto(site)
+        assert page.inner_text("#cookie") == ""
+        page.click("#go")  # sets the cookie visited=yes
+    finally:
+        browser.close()
+    saved = dp.save_browser_session_profile(
+        profileIdentifier=profile, browserIdentifier=BUILTIN, sessionId=first["sessionId"]
+    )
+    assert saved["profileIdentifier"] == profile and saved["sessionId"] == first["sessionId"]
+    dp.stop_browser_session(browserIdentifier=BUILTIN, sessionId=first["sessionId"])
+    got = cp.get_browser_profile(profileId=profile)
+    assert got["lastSavedBrowserSessionId"] == first["sessionId"]
+    assert got["lastSavedBrowserId"] == BUILTIN and got["lastSavedAt"]
+
+    # A session with the profile has the cookie; one without it does not.
+    with_profile = start(dp, profileConfiguration={"profileIdentifier": profile})
+    without = start(dp)
+    try:
+        for started, expected in ((with_profile, "visited=yes"), (without, "")):
+            url = started["streams"]["automationStream"]["streamEndpoint"]
+            browser = pw.chromium.connect_over_cdp(url, headers=signed_headers(url), timeout=30_000)
+            try:
+                page = browser.contexts[0].new_page()
+                page.goto(site)
+                assert page.inner_text("#cookie") == expected
+            finally:
+                browser.close()
+        got = dp.get_browser_session(browserIdentifier=BUILTIN, sessionId=with_profile["sessionId"])
+        assert got["profileConfiguration"] == {"profileIdentifier": profile}
+    finally:
+        for s in (with_profile, without):
+            dp.stop_browser_session(browserIdentifier=BUILTIN, sessionId=s["sessionId"])
+    # An ended session cannot be saved; an unknown profile is refused.
+    with pytest.raises(ClientError) as e:
+        dp.save_browser_session_profile(
+            profileIdentifier=profile, browserIdentifier=BUILTIN, sessionId=first["sessionId"]
+        )
+    assert e.value.response["Error"]["Code"] == "ConflictException"
+    with pytest.raises(ClientError) as e:
+        start(dp, profileConfiguration={"profileIdentifier": "nosuch-abcdefghij"})
+    assert e.value.response["Error"]["Code"] == "ResourceNotFoundException"
+
+
+# ----------------------------------------------------------------------------------------------
+# The bedrock-agentcore SDK's BrowserClient
+
+
+@pytest.fixture
+def sdk_browser(br_server, monkeypatch):
+    """The SDK's BrowserClient pointed at the test server. Its generate_ws_headers() builds an
+    AWS host name, so the test signs the returned streamEndpoint itself (the workaround the
+    contract describes)."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", support.DEFAULT_KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", support.DEFAULT_SECRET)
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    try:
+        from bedrock_agentcore._utils import endpoints
+        from bedrock_agentcore.tools.browser_client import BrowserClient
+    except ImportError:
+        _skip_or_fail("bedrock-agentcore is not installed: pip install -r tests/requirements-tools.txt")
+    monkeypatch.setattr(endpoints, "DP_ENDPOINT_OVERRIDE", br_server.url)
+    monkeypatch.setattr(endpoints, "CP_ENDPOINT_OVERRIDE", br_server.url)
+    client = BrowserClient(support.REGION)
+    client.data_plane_client.meta.events.register("after-call.*.*", support._audit_hook)
+    yield client
+    client.stop()
+
+
+def test_sdk_browser_client(sdk_browser, pw, site):
+    sid = sdk_browser.start(viewport={"width": 1280, "height": 720})
+    info = sdk_browser.get_session()
+    assert info["sessionId"] == sid and info["status"] == "READY"
+    assert info["viewPort"] == {"width": 1280, "height": 720}
+    assert info["sessionTimeoutSeconds"] == 3600  # what the SDK sends
+    url = info["streams"]["automationStream"]["streamEndpoint"]
+    browser = pw.chromium.connect_over_cdp(url, headers=signed_headers(url), timeout=30_000)
+    try:
+        page = browser.contexts[0].new_page()
+        page.goto(site)
+        assert page.inner_text("#title") == "Hello from the host"
+        assert page.evaluate("window.innerWidth") == 1280
+    finally:
+        browser.close()
+    sdk_browser.take_control()
+    assert sdk_browser.get_session()["streams"]["automationStream"]["streamStatus"] == "DISABLED"
+    sdk_browser.release_control()
+    assert sdk_browser.get_session()["streams"]["automationStream"]["streamStatus"] == "ENABLED"
+    assert any(s["sessionId"] == sid for s in sdk_browser.list_sessions()["items"])
+    sdk_browser.stop()
+    assert sdk_browser.get_session(BUILTIN, sid)["status"] == "TERMINATED"
