@@ -7,9 +7,9 @@
 //! with it), so signing S3 requests costs no new crate, and it is the signer
 //! the AWS SDKs use.
 //!
-//! Only `http://` endpoints: the workspace's hyper client has no TLS, and
-//! Hangar's S3 is a local server (MinIO, moto, …). An `https://` endpoint is
-//! refused with a clear message.
+//! `http://` endpoints (a local MinIO, moto, …) and `https://` ones (AWS S3 itself), the
+//! latter over rustls with Mozilla's roots compiled in — the TLS stack the binary already
+//! links for JWKS and registry fetches.
 
 use std::error::Error as _;
 use std::path::PathBuf;
@@ -223,7 +223,7 @@ pub struct S3Source {
     authority: String,
     base_path: String,
     config: S3Config,
-    http: Client<HttpConnector, Full<Bytes>>,
+    http: Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
 }
 
 impl std::fmt::Debug for S3Source {
@@ -246,20 +246,14 @@ impl S3Source {
         let uri: http::Uri = endpoint.parse().map_err(|e| {
             ArtifactError::InvalidConfig(format!("S3 endpoint '{endpoint}' is not a URL: {e}"))
         })?;
-        match uri.scheme_str() {
-            Some("http") => {}
-            Some("https") => {
-                return Err(ArtifactError::InvalidConfig(format!(
-                    "S3 endpoint '{endpoint}': https is not supported by this build (no TLS); \
-                     use an http:// endpoint, e.g. a local MinIO or moto server"
-                )))
-            }
+        let scheme = match uri.scheme_str() {
+            Some(s @ ("http" | "https")) => s.to_owned(),
             _ => {
                 return Err(ArtifactError::InvalidConfig(format!(
-                    "S3 endpoint '{endpoint}' must look like http://HOST:PORT"
+                    "S3 endpoint '{endpoint}' must look like http[s]://HOST[:PORT]"
                 )))
             }
-        }
+        };
         let authority = uri
             .authority()
             .ok_or_else(|| {
@@ -268,11 +262,17 @@ impl S3Source {
             .to_string();
         let base_path = uri.path().trim_end_matches('/').to_string();
         let mut connector = HttpConnector::new();
+        connector.enforce_http(false);
         connector.set_connect_timeout(Some(config.connect_timeout));
         connector.set_nodelay(true);
-        let http = Client::builder(TokioExecutor::new()).build(connector);
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_webpki_roots()
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(connector);
+        let http = Client::builder(TokioExecutor::new()).build(https);
         Ok(S3Source {
-            scheme_authority: format!("http://{authority}"),
+            scheme_authority: format!("{scheme}://{authority}"),
             authority,
             base_path,
             endpoint,
@@ -846,10 +846,11 @@ mod tests {
     }
 
     #[test]
-    fn refuses_https_and_garbage_endpoints() {
-        let e = S3Source::from_env("https://s3.amazonaws.com").unwrap_err();
-        assert!(e.to_string().contains("https is not supported"), "{e}");
+    fn accepts_http_and_https_refuses_garbage_endpoints() {
+        let s3 = S3Source::from_env("https://s3.us-west-2.amazonaws.com").unwrap();
+        assert_eq!(s3.scheme_authority, "https://s3.us-west-2.amazonaws.com");
         assert!(S3Source::from_env("not a url").is_err());
+        assert!(S3Source::from_env("ftp://h/").is_err());
         assert!(S3Source::from_env("http://127.0.0.1:9000/").is_ok());
     }
 
