@@ -24,6 +24,28 @@ use std::borrow::Cow;
 /// Longest slice of a rejected value echoed back in an error message.
 const MAX_ECHOED_VALUE: usize = 256;
 
+/// A request as the operation's typed `Input`: bound, validated against the model, parsed.
+pub(crate) fn typed_input(
+    def: &'static OperationDef,
+    labels: &Labels<'_>,
+    parts: &http::request::Parts,
+    body: Bytes,
+) -> Result<hangar_model::Input, WireError> {
+    let value = bind_input(def, labels, parts.uri.query(), &parts.headers, body)?;
+    typed_value(def, value)
+}
+
+/// An already-bound input object, validated and parsed.
+pub(crate) fn typed_value(
+    def: &'static OperationDef,
+    value: Value,
+) -> Result<hangar_model::Input, WireError> {
+    hangar_model::validate_input(def.op, &value)?;
+    hangar_model::Input::from_value(def.op, value).map_err(|e| {
+        WireError::cannot_parse(format!("Could not parse the {} request: {e}", def.name))
+    })
+}
+
 /// Binds the request parts of `def`'s input. `labels` are the raw URI labels the route
 /// matched; `query` is the raw query string.
 pub(crate) fn bind_input(

@@ -21,19 +21,6 @@ fn browsers(state: &WireState) -> Result<&Browsers, WireError> {
     })
 }
 
-fn bind_input(
-    def: &'static OperationDef,
-    labels: &Labels<'_>,
-    parts: &http::request::Parts,
-    body: Bytes,
-) -> Result<Input, WireError> {
-    let value = bind::bind_input(def, labels, parts.uri.query(), &parts.headers, body)?;
-    hangar_model::validate_input(def.op, &value)?;
-    Input::from_value(def.op, value).map_err(|e| {
-        WireError::cannot_parse(format!("Could not parse the {} request: {e}", def.name))
-    })
-}
-
 /// The `Host` the client used; stream endpoints are built on it.
 fn request_host(parts: &http::request::Parts) -> String {
     parts
@@ -53,7 +40,7 @@ pub(crate) async fn handle(
     body: Bytes,
 ) -> Result<Response, WireError> {
     let browsers = browsers(state)?;
-    let output = match bind_input(def, labels, parts, body)? {
+    let output = match bind::typed_input(def, labels, parts, body)? {
         Input::StartBrowserSession(r) => {
             Output::StartBrowserSession(browsers.start(r, &request_host(parts)).await?)
         }

@@ -34,10 +34,7 @@ fn bind_without_payload(
     if let Value::Object(members) = &mut value {
         members.insert("payload".into(), Value::String(String::new()));
     }
-    hangar_model::validate_input(def.op, &value)?;
-    Input::from_value(def.op, value).map_err(|e| {
-        WireError::cannot_parse(format!("Could not parse the {} request: {e}", def.name))
-    })
+    bind::typed_value(def, value)
 }
 
 pub(crate) async fn invoke_agent_runtime(
@@ -91,20 +88,6 @@ pub(crate) async fn invoke_agent_runtime(
     Ok(response)
 }
 
-/// Binds and validates a buffered-JSON data-plane request.
-fn bind_buffered(
-    def: &'static OperationDef,
-    labels: &Labels<'_>,
-    parts: &http::request::Parts,
-    body: Bytes,
-) -> Result<Input, WireError> {
-    let value = bind::bind_input(def, labels, parts.uri.query(), &parts.headers, body)?;
-    hangar_model::validate_input(def.op, &value)?;
-    Input::from_value(def.op, value).map_err(|e| {
-        WireError::cannot_parse(format!("Could not parse the {} request: {e}", def.name))
-    })
-}
-
 fn session_header(response: &mut Response, session_id: &str) {
     if let Ok(v) = HeaderValue::from_str(session_id) {
         response.headers_mut().insert(crate::SESSION_ID_HEADER, v);
@@ -121,7 +104,7 @@ pub(crate) async fn get_agent_card(
     body: Bytes,
 ) -> Result<Response, WireError> {
     let sessions = sessions(state)?;
-    let Input::GetAgentCard(request) = bind_buffered(def, labels, parts, body)? else {
+    let Input::GetAgentCard(request) = bind::typed_input(def, labels, parts, body)? else {
         unreachable!("routed by operation");
     };
     let card = sessions
@@ -164,7 +147,8 @@ pub(crate) async fn invoke_agent_runtime_command(
     };
 
     let sessions = sessions(state)?;
-    let Input::InvokeAgentRuntimeCommand(request) = bind_buffered(def, labels, parts, body)? else {
+    let Input::InvokeAgentRuntimeCommand(request) = bind::typed_input(def, labels, parts, body)?
+    else {
         unreachable!("routed by operation");
     };
     let timeout = request.body.timeout.unwrap_or(COMMAND_DEFAULT_TIMEOUT);
@@ -243,12 +227,7 @@ pub(crate) async fn stop_runtime_session(
     body: Bytes,
 ) -> Result<Response, WireError> {
     let sessions = sessions(state)?;
-    let value = bind::bind_input(def, labels, parts.uri.query(), &parts.headers, body)?;
-    hangar_model::validate_input(def.op, &value)?;
-    let Input::StopRuntimeSession(request) = Input::from_value(def.op, value).map_err(|e| {
-        WireError::cannot_parse(format!("Could not parse the {} request: {e}", def.name))
-    })?
-    else {
+    let Input::StopRuntimeSession(request) = bind::typed_input(def, labels, parts, body)? else {
         unreachable!("routed by operation");
     };
     sessions

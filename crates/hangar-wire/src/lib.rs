@@ -55,7 +55,7 @@ use axum::routing::get;
 use axum::{Extension, Json, Router};
 use bytes::Bytes;
 use hangar_domain::{ControlPlane, RequestContext};
-use hangar_model::{Input, OperationDef};
+use hangar_model::OperationDef;
 use http::HeaderValue;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use routes::{Handler, Labels, RouteTable};
@@ -435,11 +435,7 @@ async fn control(
     parts: &http::request::Parts,
     body: Bytes,
 ) -> Result<Response, WireError> {
-    let value = bind::bind_input(def, labels, parts.uri.query(), &parts.headers, body)?;
-    hangar_model::validate_input(def.op, &value)?;
-    let input = Input::from_value(def.op, value).map_err(|e| {
-        WireError::cannot_parse(format!("Could not parse the {} request: {e}", def.name))
-    })?;
+    let input = bind::typed_input(def, labels, parts, body)?;
     let output = state.control.execute(ctx, input).await?;
     encode::encode_output(&output)
 }

@@ -31,19 +31,6 @@ fn code_interpreters(state: &WireState) -> Result<&CodeInterpreters, WireError> 
     })
 }
 
-fn bind_input(
-    def: &'static OperationDef,
-    labels: &Labels<'_>,
-    parts: &http::request::Parts,
-    body: Bytes,
-) -> Result<Input, WireError> {
-    let value = bind::bind_input(def, labels, parts.uri.query(), &parts.headers, body)?;
-    hangar_model::validate_input(def.op, &value)?;
-    Input::from_value(def.op, value).map_err(|e| {
-        WireError::cannot_parse(format!("Could not parse the {} request: {e}", def.name))
-    })
-}
-
 pub(crate) async fn handle(
     state: &WireState,
     def: &'static OperationDef,
@@ -52,7 +39,7 @@ pub(crate) async fn handle(
     body: Bytes,
 ) -> Result<Response, WireError> {
     let tools = code_interpreters(state)?;
-    let output = match bind_input(def, labels, parts, body)? {
+    let output = match bind::typed_input(def, labels, parts, body)? {
         Input::StartCodeInterpreterSession(r) => {
             Output::StartCodeInterpreterSession(tools.start(r).await?)
         }
