@@ -128,10 +128,11 @@ def test_playwright_drives_the_session(dp, pw, site):
         page.click("#go")
         assert page.inner_text("#out") == "Hi Hangar"
         assert page.evaluate("document.cookie") == "visited=yes"
-        # The window is the viewport's size; new headless Chromium counts its (invisible)
-        # window UI in the height, so the page gets the full width and a little less height.
-        width, height = page.evaluate("[window.innerWidth, window.innerHeight]")
-        assert width == 1456 and 600 < height <= 819
+        # The page gets the default viewport, 1456×819, in this tab and in a new one.
+        assert page.evaluate("[window.innerWidth, window.innerHeight]") == [1456, 819]
+        other = context.new_page()
+        assert other.evaluate("[window.innerWidth, window.innerHeight]") == [1456, 819]
+        other.close()
         png = page.screenshot()
         assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 1000
     finally:
@@ -291,15 +292,17 @@ def test_profile_saved_in_one_session_appears_in_the_next(dp, cp, pw, site):
     url = first["streams"]["automationStream"]["streamEndpoint"]
     browser = pw.chromium.connect_over_cdp(url, headers=signed_headers(url), timeout=30_000)
     try:
-        page = browser.contexts[0].new_page()
+        page = browser.contexts[0].pages[0]  # the session's first tab
         page.goto(site)
         assert page.inner_text("#cookie") == ""
         page.click("#go")  # sets the cookie visited=yes
+        page.evaluate("localStorage.setItem('cart', '3 items'); sessionStorage.setItem('step', 'pay')")
+        # Saved while the tab is open: storage is read from the open tabs.
+        saved = dp.save_browser_session_profile(
+            profileIdentifier=profile, browserIdentifier=BUILTIN, sessionId=first["sessionId"]
+        )
     finally:
         browser.close()
-    saved = dp.save_browser_session_profile(
-        profileIdentifier=profile, browserIdentifier=BUILTIN, sessionId=first["sessionId"]
-    )
     assert saved["profileIdentifier"] == profile and saved["sessionId"] == first["sessionId"]
     dp.stop_browser_session(browserIdentifier=BUILTIN, sessionId=first["sessionId"])
     got = cp.get_browser_profile(profileId=profile)
@@ -310,13 +313,21 @@ def test_profile_saved_in_one_session_appears_in_the_next(dp, cp, pw, site):
     with_profile = start(dp, profileConfiguration={"profileIdentifier": profile})
     without = start(dp)
     try:
-        for started, expected in ((with_profile, "visited=yes"), (without, "")):
+        storage = "[localStorage.getItem('cart'), sessionStorage.getItem('step')]"
+        for started, has in ((with_profile, True), (without, False)):
             url = started["streams"]["automationStream"]["streamEndpoint"]
             browser = pw.chromium.connect_over_cdp(url, headers=signed_headers(url), timeout=30_000)
             try:
-                page = browser.contexts[0].new_page()
-                page.goto(site)
-                assert page.inner_text("#cookie") == expected
+                first_tab = browser.contexts[0].pages[0]
+                assert first_tab.url == "about:blank"
+                first_tab.goto(site)
+                assert first_tab.inner_text("#cookie") == ("visited=yes" if has else "")
+                # Session storage belongs to the tab it was restored into; local storage to
+                # the origin.
+                assert first_tab.evaluate(storage) == (["3 items", "pay"] if has else [None, None])
+                new_tab = browser.contexts[0].new_page()
+                new_tab.goto(site)
+                assert new_tab.evaluate(storage) == (["3 items", None] if has else [None, None])
             finally:
                 browser.close()
         got = dp.get_browser_session(browserIdentifier=BUILTIN, sessionId=with_profile["sessionId"])

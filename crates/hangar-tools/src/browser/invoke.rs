@@ -110,6 +110,74 @@ impl Cdp {
             .map_err(|_| fail("no answer".into()))?
     }
 
+    /// The flattened session of the page [`Cdp::connect`] attached to.
+    pub(crate) fn page_session(&self) -> &str {
+        &self.page_session
+    }
+
+    /// Like [`Cdp::call`], but every event that arrives before the answer goes to `on_event`,
+    /// which may answer it with a command `(session, method, params)`; those answers are sent
+    /// without waiting for theirs. (Needed where the answer waits on an event being handled,
+    /// e.g. `Page.navigate` under `Fetch` interception.)
+    pub(crate) async fn call_serving<F>(
+        &mut self,
+        session: Option<&str>,
+        method: &str,
+        params: Value,
+        mut on_event: F,
+    ) -> Result<Value, ToolsError>
+    where
+        F: FnMut(&Value) -> Option<(Option<String>, &'static str, Value)>,
+    {
+        self.next_id += 1;
+        let id = self.next_id;
+        let mut msg = json!({"id": id, "method": method, "params": params});
+        if let Some(s) = session {
+            msg["sessionId"] = json!(s);
+        }
+        let fail = |e: String| ToolsError::Internal(format!("CDP {method}: {e}"));
+        self.ws
+            .send(Message::Text(msg.to_string().into()))
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        let wait = async {
+            while let Some(m) = self.ws.next().await {
+                let Ok(Message::Text(t)) = m else {
+                    if let Err(e) = m {
+                        return Err(fail(e.to_string()));
+                    }
+                    continue;
+                };
+                let v: Value = serde_json::from_str(t.as_str()).map_err(|e| fail(e.to_string()))?;
+                match v.get("id").and_then(Value::as_u64) {
+                    Some(got) if got == id => {
+                        if let Some(err) = v.get("error") {
+                            return Err(fail(err.to_string()));
+                        }
+                        return Ok(v.get("result").cloned().unwrap_or(Value::Null));
+                    }
+                    Some(_) => continue, // answers to commands sent from here
+                    None => {}
+                }
+                if let Some((s, m, p)) = on_event(&v) {
+                    self.next_id += 1;
+                    let mut reply = json!({"id": self.next_id, "method": m, "params": p});
+                    if let Some(s) = s {
+                        reply["sessionId"] = json!(s);
+                    }
+                    self.ws
+                        .send(Message::Text(reply.to_string().into()))
+                        .await
+                        .map_err(|e| fail(e.to_string()))?;
+                }
+            }
+            Err(fail("the connection closed".into()))
+        };
+        tokio::time::timeout(CALL_TIMEOUT, wait)
+            .await
+            .map_err(|_| fail("no answer".into()))?
+    }
+
     async fn page(&mut self, method: &str, params: Value) -> Result<Value, ToolsError> {
         let session = self.page_session.clone();
         self.call(Some(&session), method, params).await

@@ -19,10 +19,10 @@
 //!   listable until [`BrowserConfig::retained`] newer ones push them out.
 //! - `sessionTimeoutSeconds` defaults to 3600 (the model's documentation; the SDK always sends
 //!   3600) and is a TTL from the start.
-//! - Browser profiles hold cookies: `SaveBrowserSessionProfile` captures the browser's cookies
-//!   (CDP `Storage.getCookies`) into the profile record, replacing what it held; a session
-//!   started with `profileConfiguration` gets them before it is handed out. Local and session
-//!   storage are not captured yet.
+//! - Browser profiles hold cookies and the local and session storage of the tabs open at the
+//!   save (Playwright's `storageState` shape, see [`profile`]); `SaveBrowserSessionProfile`
+//!   replaces what the profile held, and a session started with `profileConfiguration` gets
+//!   them before it is handed out. Browsing history is not kept.
 //! - `extensions`, `enterprisePolicies`, `proxyConfiguration`, `certificates` and
 //!   `filesystemConfigurations` are recorded and echoed but not applied yet.
 //! - `UpdateBrowserStream` DISABLED refuses new automation connections and closes the open
@@ -30,6 +30,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -54,6 +55,7 @@ use tokio::sync::watch;
 use tracing::Instrument;
 
 mod invoke;
+mod profile;
 
 use crate::pool::{Pool, Pooled, ToolNetwork};
 use crate::ToolsError;
@@ -192,6 +194,7 @@ async fn launch(
     let span = tracing::info_span!("browser_sandbox", session = %id);
     async move {
         let t0 = Instant::now();
+        let window_height = viewport.1 + WINDOW_UI_HEIGHT.load(Ordering::Relaxed);
         let mut spec = SandboxSpec::new(&id, &cfg.chromium);
         spec.args = vec![
             "--headless".into(),
@@ -199,7 +202,13 @@ async fn launch(
             "--disable-gpu".into(),
             format!("--remote-debugging-port={CDP_PORT}"),
             format!("--user-data-dir={PROFILE_DIR}"),
-            format!("--window-size={},{}", viewport.0, viewport.1),
+            // Headless Chromium still draws a (simulated) tab strip and toolbar: the window is
+            // taller than the viewport by their height, so that pages get the viewport asked for.
+            format!("--window-size={},{}", viewport.0, window_height),
+            // The screen of a real desktop holds the window (headless defaults to 800×600).
+            format!("--screen-info={{{}x{}}}", viewport.0, window_height),
+            // No "unsupported command-line flag" bar (for --no-sandbox) taking page height.
+            "--test-type".into(),
             "--disable-background-networking".into(),
             "--disable-component-update".into(),
             "--disable-sync".into(),
@@ -269,6 +278,10 @@ async fn launch(
                     "Chromium's /json/version lacks a WebSocket URL: {version}"
                 ))
             })?;
+        if let Err(e) = fit_window(&sandbox, &ws_path, viewport).await {
+            // A browser whose page is not the size asked for still works; say so.
+            tracing::warn!(error = %e, "could not check the browser's viewport");
+        }
         let product = version.get("Browser").and_then(Value::as_str).unwrap_or("");
         tracing::debug!(
             elapsed_ms = t0.elapsed().as_millis() as u64,
@@ -283,6 +296,67 @@ async fn launch(
     }
     .instrument(span)
     .await
+}
+
+/// The height of headless Chromium's simulated browser UI (tab strip, toolbar) above the page:
+/// 87 px in Chromium 156. Measured again at every launch (see [`fit_window`]), so another
+/// Chromium version corrects it from its second launch on.
+static WINDOW_UI_HEIGHT: AtomicI32 = AtomicI32::new(87);
+
+/// Makes the first page of a fresh browser exactly `viewport` high: measures the page, and when
+/// the UI height guess was wrong, resizes the window and remembers the right height for the
+/// next launches (tabs opened later get the window size of the command line).
+async fn fit_window(
+    sandbox: &Arc<dyn Sandbox>,
+    ws_path: &str,
+    viewport: (i32, i32),
+) -> Result<(), ToolsError> {
+    let stream = sandbox.connect(CDP_PORT).await?;
+    let url = format!("ws://127.0.0.1:{CDP_PORT}{ws_path}");
+    let mut cdp = invoke::Cdp::connect(stream, &url).await?;
+    let page = cdp.page_session().to_owned();
+    let inner = cdp
+        .call(
+            Some(&page),
+            "Runtime.evaluate",
+            serde_json::json!({"expression": "[innerHeight, outerHeight]", "returnByValue": true}),
+        )
+        .await?;
+    let dims = inner["result"]["value"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let (Some(inner), Some(outer)) = (
+        dims.first().and_then(Value::as_i64),
+        dims.get(1).and_then(Value::as_i64),
+    ) else {
+        return Err(ToolsError::Internal(format!(
+            "unexpected page size {dims:?}"
+        )));
+    };
+    if inner == viewport.1 as i64 {
+        return Ok(());
+    }
+    let ui = (outer - inner).clamp(0, 1000) as i32;
+    WINDOW_UI_HEIGHT.store(ui, Ordering::Relaxed);
+    let window = cdp
+        .call(
+            Some(&page),
+            "Browser.getWindowForTarget",
+            serde_json::json!({}),
+        )
+        .await?;
+    cdp.call(
+        None,
+        "Browser.setWindowBounds",
+        serde_json::json!({
+            "windowId": window["windowId"],
+            "bounds": {"width": viewport.0, "height": viewport.1 + ui},
+        }),
+    )
+    .await?;
+    tracing::info!(ui_height = ui, "browser UI height re-measured");
+    Ok(())
 }
 
 struct SessionState {
@@ -808,8 +882,8 @@ impl Browsers {
         })
     }
 
-    /// Captures the session's cookies into a browser profile (replacing what it held).
-    /// Local and session storage are not captured yet.
+    /// Captures the session's cookies and its open tabs' local and session storage into a
+    /// browser profile, replacing what it held (see [`profile`]).
     pub async fn save_profile(
         &self,
         request: SaveBrowserSessionProfileRequest,
@@ -833,20 +907,10 @@ impl Browsers {
         let stream = sandbox.connect(CDP_PORT).await?;
         let url = format!("ws://127.0.0.1:{CDP_PORT}{}", s.ws_path);
         let mut cdp = invoke::Cdp::browser(stream, &url).await?;
-        let cookies = cdp
-            .call(None, "Storage.getCookies", serde_json::json!({}))
-            .await?
-            .get("cookies")
-            .cloned()
-            .unwrap_or_else(|| serde_json::json!([]));
+        let state = profile::capture(&mut cdp).await?;
         let saved = self
             .control
-            .save_browser_profile(
-                &request.profile_identifier,
-                &s.browser,
-                &s.id,
-                serde_json::json!({ "cookies": cookies }),
-            )
+            .save_browser_profile(&request.profile_identifier, &s.browser, &s.id, state)
             .await?;
         tracing::info!(session = %s.id, profile = %request.profile_identifier, "browser profile saved");
         Ok(SaveBrowserSessionProfileResponse {
@@ -857,56 +921,27 @@ impl Browsers {
         })
     }
 
-    /// Puts a saved profile's cookies into a freshly taken browser.
+    /// Puts a saved profile's cookies and storage into a freshly taken browser.
     async fn apply_profile(&self, warm: &WarmBrowser, state: &Value) -> Result<(), ToolsError> {
-        // `Storage.setCookies` takes CookieParam: only these members of what getCookies gave.
-        const KEEP: &[&str] = &[
-            "name",
-            "value",
-            "domain",
-            "path",
-            "secure",
-            "httpOnly",
-            "sameSite",
-            "priority",
-            "sourceScheme",
-            "sourcePort",
-        ];
-        let cookies: Vec<Value> = state
-            .get("cookies")
-            .and_then(Value::as_array)
-            .map(|cs| {
-                cs.iter()
-                    .map(|c| {
-                        let mut out = serde_json::Map::new();
-                        for k in KEEP {
-                            if let Some(v) = c.get(*k) {
-                                out.insert((*k).into(), v.clone());
-                            }
-                        }
-                        // Session cookies have expires -1; persistent ones keep their expiry.
-                        if c.get("session").and_then(Value::as_bool) != Some(true) {
-                            if let Some(e) = c.get("expires") {
-                                out.insert("expires".into(), e.clone());
-                            }
-                        }
-                        Value::Object(out)
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        if cookies.is_empty() {
+        let cookies = profile::cookie_params(state);
+        let storage = profile::has_storage(state);
+        if cookies.is_empty() && !storage {
             return Ok(());
         }
         let stream = warm.sandbox.connect(CDP_PORT).await?;
         let url = format!("ws://127.0.0.1:{CDP_PORT}{}", warm.ws_path);
-        let mut cdp = invoke::Cdp::browser(stream, &url).await?;
-        cdp.call(
-            None,
-            "Storage.setCookies",
-            serde_json::json!({ "cookies": cookies }),
-        )
-        .await?;
+        let mut cdp = invoke::Cdp::connect(stream, &url).await?;
+        if !cookies.is_empty() {
+            cdp.call(
+                None,
+                "Storage.setCookies",
+                serde_json::json!({ "cookies": cookies }),
+            )
+            .await?;
+        }
+        if storage {
+            profile::restore_storage(&mut cdp, state).await?;
+        }
         Ok(())
     }
 
