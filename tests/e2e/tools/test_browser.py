@@ -7,7 +7,10 @@ at 10.0.2.2."""
 
 from __future__ import annotations
 
+import http.server
+import threading
 import time
+import urllib.parse
 
 import pytest
 from botocore.auth import SigV4Auth
@@ -18,6 +21,7 @@ from botocore.exceptions import ClientError
 import support
 from browser_kit import (  # noqa: F401 - fixtures are found by name
     BUILTIN,
+    HOST_LOOPBACK,
     br_server,
     cp,
     dp,
@@ -393,3 +397,98 @@ def test_sdk_browser_client(sdk_browser, pw, site):
     assert any(s["sessionId"] == sid for s in sdk_browser.list_sessions()["items"])
     sdk_browser.stop()
     assert sdk_browser.get_session(BUILTIN, sid)["status"] == "TERMINATED"
+
+
+# ----------------------------------------------------------------------------------------------
+# proxyConfiguration
+
+
+class _Proxy(http.server.BaseHTTPRequestHandler):
+    """A forward HTTP proxy that answers every request itself: a page naming the proxy and
+    the host asked for. It records the absolute URLs it was asked for."""
+
+    def do_GET(self):  # noqa: N802 - http.server's naming
+        self.server.seen.append(self.path)
+        host = urllib.parse.urlsplit(self.path).hostname or "?"
+        body = f"<title>{self.server.label}</title><h1 id='via'>{self.server.label} for {host}</h1>".encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_args):
+        pass
+
+
+@pytest.fixture
+def proxies():
+    servers = []
+    for label in ("corp-proxy", "catch-all-proxy"):
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Proxy)
+        server.seen, server.label = [], label
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+    yield servers
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def test_proxy_configuration_routes_by_domain(dp, pw, site, proxies):
+    corp, catch_all = proxies
+    started = start(
+        dp,
+        proxyConfiguration={
+            "proxies": [
+                {"externalProxy": {"server": HOST_LOOPBACK, "port": catch_all.server_address[1]}},
+                {"externalProxy": {"server": HOST_LOOPBACK, "port": corp.server_address[1], "domainPatterns": [".corp.test", "intranet.test"]}},
+            ],
+            "bypass": {"domainPatterns": [HOST_LOOPBACK]},
+        },
+    )
+    sid = started["sessionId"]
+    url = started["streams"]["automationStream"]["streamEndpoint"]
+    browser = pw.chromium.connect_over_cdp(url, headers=signed_headers(url), timeout=30_000)
+    try:
+        page = browser.contexts[0].new_page()
+        # Bypassed: straight to the site.
+        page.goto(site)
+        assert page.inner_text("#title") == "Hello from the host"
+        # A subdomain pattern and an exact one go to the corporate proxy; the rest to the
+        # catch-all. (The proxies answer themselves: no name is resolved, nothing leaves.)
+        for target, proxy in (
+            ("http://www.corp.test/a", corp),
+            ("http://intranet.test/b", corp),
+            ("http://corp.test/c", catch_all),  # `.corp.test` is subdomains only
+            ("http://shop.example/d", catch_all),
+        ):
+            page.goto(target)
+            assert page.inner_text("#via") == f"{proxy.label} for {urllib.parse.urlsplit(target).hostname}"
+            assert target in proxy.seen
+        assert not any(HOST_LOOPBACK in u for u in corp.seen + catch_all.seen)
+    finally:
+        browser.close()
+        dp.stop_browser_session(browserIdentifier=BUILTIN, sessionId=sid)
+    got = dp.get_browser_session(browserIdentifier=BUILTIN, sessionId=sid)
+    assert got["proxyConfiguration"]["bypass"] == {"domainPatterns": [HOST_LOOPBACK]}
+
+
+def test_proxy_credentials_are_refused(dp):
+    with pytest.raises(ClientError) as e:
+        start(
+            dp,
+            proxyConfiguration={
+                "proxies": [
+                    {
+                        "externalProxy": {
+                            "server": "proxy.corp.test",
+                            "port": 3128,
+                            "credentials": {"basicAuth": {"secretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:proxy-AbCdEf"}},
+                        }
+                    }
+                ]
+            },
+        )
+    assert e.value.response["Error"]["Code"] == "ValidationException"
+    assert "proxies[0].externalProxy.credentials" in e.value.response["Error"]["Message"]

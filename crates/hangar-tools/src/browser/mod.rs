@@ -23,8 +23,11 @@
 //!   save (Playwright's `storageState` shape, see [`profile`]); `SaveBrowserSessionProfile`
 //!   replaces what the profile held, and a session started with `profileConfiguration` gets
 //!   them before it is handed out. Browsing history is not kept.
-//! - `extensions`, `enterprisePolicies`, `proxyConfiguration`, `certificates` and
-//!   `filesystemConfigurations` are recorded and echoed but not applied yet.
+//! - `proxyConfiguration` routes by domain through a PAC script (see [`proxy`]); a session
+//!   with proxies gets a freshly started browser, as one with another viewport does. Proxy
+//!   credentials (a Secrets Manager secret) are refused.
+//! - `extensions`, `enterprisePolicies`, `certificates` and `filesystemConfigurations` are
+//!   recorded and echoed but not applied yet.
 //! - `UpdateBrowserStream` DISABLED refuses new automation connections and closes the open
 //!   ones (so a person can take control); ENABLED lets them connect again.
 
@@ -56,6 +59,7 @@ use tracing::Instrument;
 
 mod invoke;
 mod profile;
+mod proxy;
 
 use crate::pool::{Pool, Pooled, ToolNetwork};
 use crate::ToolsError;
@@ -187,6 +191,7 @@ async fn launch(
     cfg: Arc<BrowserConfig>,
     network: ToolNetwork,
     viewport: (i32, i32),
+    extra_args: Vec<String>,
 ) -> Result<WarmBrowser, ToolsError> {
     // The session id is chosen now, so the sandbox's cgroup and logs carry the id the session
     // will have.
@@ -217,8 +222,9 @@ async fn launch(
             "--no-default-browser-check".into(),
             "--disable-quic".into(),
             "--password-store=basic".into(),
-            "about:blank".into(),
         ];
+        spec.args.extend(extra_args);
+        spec.args.push("about:blank".into());
         spec.cwd = PROFILE_DIR.into();
         spec.env = vec![
             ("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into()),
@@ -478,6 +484,7 @@ impl Browsers {
                 launch_cfg.clone(),
                 network,
                 DEFAULT_VIEWPORT,
+                Vec::new(),
             )
         });
         pool.fill(ToolNetwork::Public);
@@ -596,17 +603,24 @@ impl Browsers {
             width: DEFAULT_VIEWPORT.0,
             height: DEFAULT_VIEWPORT.1,
         });
-        let warm = if (view_port.width, view_port.height) == DEFAULT_VIEWPORT {
-            self.pool.take(ToolNetwork::Public).await?
-        } else {
-            launch(
-                self.backend.clone(),
-                self.cfg.clone(),
-                ToolNetwork::Public,
-                (view_port.width, view_port.height),
-            )
-            .await?
-        };
+        // What a pre-started browser cannot have: its command line is fixed.
+        let mut extra_args = Vec::new();
+        if let Some(proxies) = &request.proxy_configuration {
+            extra_args.extend(proxy::chromium_args(proxies)?);
+        }
+        let warm =
+            if (view_port.width, view_port.height) == DEFAULT_VIEWPORT && extra_args.is_empty() {
+                self.pool.take(ToolNetwork::Public).await?
+            } else {
+                launch(
+                    self.backend.clone(),
+                    self.cfg.clone(),
+                    ToolNetwork::Public,
+                    (view_port.width, view_port.height),
+                    extra_args,
+                )
+                .await?
+            };
         if let Some(state) = &profile_state {
             // A browser that did not take the profile is dropped (killed), not handed out.
             self.apply_profile(&warm, state).await?;
