@@ -86,6 +86,22 @@ impl ArtifactsConfig {
     }
 }
 
+/// An object of the source by location.
+#[derive(Debug, Clone, Copy)]
+pub struct ObjectRef<'a> {
+    pub bucket: &'a str,
+    pub key: &'a str,
+    /// `None`: the latest version.
+    pub version_id: Option<&'a str>,
+}
+
+impl ObjectRef<'_> {
+    /// `s3://bucket/key` (plus `?versionId=`), for messages and logs.
+    pub fn url(&self) -> String {
+        config::object_url(self.bucket, self.key, self.version_id)
+    }
+}
+
 /// Everything the provisioner needs to start a session's process.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PreparedCode {
@@ -240,7 +256,13 @@ impl Artifacts {
             // First, so a missing interpreter fails before a 250 MiB download.
             let interpreter = self.resolver.resolve(config.runtime).await?;
             let _gate = self.gate.read().await;
-            let digest = self.obtain(config).await?;
+            let digest = self
+                .obtain(ObjectRef {
+                    bucket: &config.bucket,
+                    key: &config.key,
+                    version_id: config.version_id.as_deref(),
+                })
+                .await?;
             self.recent
                 .lock()
                 .expect("poisoned")
@@ -276,15 +298,67 @@ impl Artifacts {
         .await
     }
 
+    /// Fetch, verify and unpack a zip that is not agent code (a browser extension): the host
+    /// path of its unpacked tree, shared and cached as code trees are.
+    pub async fn prepare_tree(&self, object: ObjectRef<'_>) -> Result<PathBuf, ArtifactError> {
+        let span = tracing::info_span!("prepare_tree", url = %object.url());
+        async move {
+            let _gate = self.gate.read().await;
+            let digest = self.obtain(object).await?;
+            self.recent
+                .lock()
+                .expect("poisoned")
+                .insert(digest.clone(), Instant::now());
+            Ok(self.code_dir(&digest))
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Fetch a small object whole (a policy file); larger than `max_bytes` is an error.
+    pub async fn fetch_bytes(
+        &self,
+        object: ObjectRef<'_>,
+        max_bytes: u64,
+    ) -> Result<Vec<u8>, ArtifactError> {
+        let download = tempfile::Builder::new()
+            .prefix("dl-")
+            .tempfile_in(self.config.cache_dir.join("downloads"))
+            .map_err(|e| ArtifactError::io("cannot create a download file", e))?
+            .into_temp_path();
+        let url = object.url();
+        let mut sink = Sink::create(download.to_path_buf(), max_bytes, url.clone()).await?;
+        let request = ObjectRequest {
+            bucket: object.bucket,
+            key: object.key,
+            version_id: object.version_id,
+            if_none_match: None,
+        };
+        match self.source.fetch(&request, &mut sink).await? {
+            FetchOutcome::NotModified => Err(ArtifactError::Transfer {
+                url,
+                endpoint: self.source.endpoint(),
+                detail: "the server answered 304 Not Modified to an unconditional request".into(),
+            }),
+            FetchOutcome::Fetched(_) => {
+                sink.finish().await?;
+                self.fetches.fetch_add(1, Ordering::Relaxed);
+                tokio::fs::read(&download)
+                    .await
+                    .map_err(|e| ArtifactError::io("cannot read the download", e))
+            }
+        }
+    }
+
     /// Get the digest of the object's zip, fetching and unpacking it if needed.
-    async fn obtain(&self, config: &CodeConfiguration) -> Result<String, ArtifactError> {
+    async fn obtain(&self, object: ObjectRef<'_>) -> Result<String, ArtifactError> {
         let started = Instant::now();
         let endpoint = self.source.endpoint();
         let key = IndexKey {
             endpoint: endpoint.clone(),
-            bucket: config.bucket.clone(),
-            key: config.key.clone(),
-            version_id: config.version_id.clone(),
+            bucket: object.bucket.to_owned(),
+            key: object.key.to_owned(),
+            version_id: object.version_id.map(str::to_owned),
         };
         let _object = self.object_locks.lock(&key.lock_name()).await;
 
@@ -293,7 +367,7 @@ impl Artifacts {
         if let Some((entry, checked_at)) = &known {
             // A pinned version never changes; "latest" was just checked by the
             // caller we waited for.
-            if config.version_id.is_some() || checked_at.is_some_and(|t| t >= started) {
+            if object.version_id.is_some() || checked_at.is_some_and(|t| t >= started) {
                 self.index_hits.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(digest = %entry.digest, "reusing cached object");
                 return Ok(entry.digest.clone());
@@ -306,7 +380,7 @@ impl Artifacts {
             .tempfile_in(self.config.cache_dir.join("downloads"))
             .map_err(|e| ArtifactError::io("cannot create a download file", e))?
             .into_temp_path();
-        let url = config.url();
+        let url = object.url();
         let mut sink = Sink::create(
             download.to_path_buf(),
             self.config.limits.max_compressed,
@@ -314,9 +388,9 @@ impl Artifacts {
         )
         .await?;
         let request = ObjectRequest {
-            bucket: &config.bucket,
-            key: &config.key,
-            version_id: config.version_id.as_deref(),
+            bucket: object.bucket,
+            key: object.key,
+            version_id: object.version_id,
             if_none_match: known.as_ref().and_then(|(e, _)| e.etag.as_deref()),
         };
         let t0 = Instant::now();
@@ -344,9 +418,9 @@ impl Artifacts {
                 self.unpack(&digest, &download, &url).await?;
                 let entry = IndexEntry {
                     endpoint,
-                    bucket: config.bucket.clone(),
-                    key: config.key.clone(),
-                    version_id: config.version_id.clone(),
+                    bucket: object.bucket.to_owned(),
+                    key: object.key.to_owned(),
+                    version_id: object.version_id.map(str::to_owned),
                     etag: meta.etag,
                     digest: digest.clone(),
                     size,
