@@ -157,10 +157,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .overrides
             .insert(runtime, path);
     }
+    // Agent code, and browser extensions and policy files, come through one artifact cache.
     let artifacts =
-        Artifacts::new(artifacts_config, source).context("opening the artifact cache")?;
+        Arc::new(Artifacts::new(artifacts_config, source).context("opening the artifact cache")?);
     let images = image_store(&args, &data_dir)?;
-    let mut provisioner = AgentProvisioner::new(Arc::new(artifacts)).with_images(images);
+    let mut provisioner = AgentProvisioner::new(artifacts.clone()).with_images(images);
     if args.container_images == ContainerImages::Accept {
         provisioner = provisioner.without_image_pulls();
     }
@@ -245,7 +246,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // Browser sessions too; each is a headless Chromium in its own sandbox.
     let browsers = backend.as_ref().map(|backend| {
         let defaults = hangar_tools::BrowserConfig::default();
-        hangar_tools::Browsers::new(
+        hangar_tools::Browsers::with_artifacts(
             control.clone(),
             backend.clone(),
             hangar_tools::BrowserConfig {
@@ -257,6 +258,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 max_live_sessions: args.browser_max_sessions,
                 ..defaults
             },
+            Some(artifacts.clone()),
         )
     });
 

@@ -8,9 +8,12 @@ at 10.0.2.2."""
 from __future__ import annotations
 
 import http.server
+import io
+import json
 import threading
 import time
 import urllib.parse
+import zipfile
 
 import pytest
 from botocore.auth import SigV4Auth
@@ -492,3 +495,95 @@ def test_proxy_credentials_are_refused(dp):
         )
     assert e.value.response["Error"]["Code"] == "ValidationException"
     assert "proxies[0].externalProxy.credentials" in e.value.response["Error"]["Message"]
+
+
+# ----------------------------------------------------------------------------------------------
+# extensions and enterprisePolicies (objects from the server's object store: with no
+# --s3-endpoint, `s3://bucket/key` is DATA_DIR/s3/bucket/key)
+
+EXTENSION_MANIFEST = {
+    "manifest_version": 3,
+    "name": "hangar-test-extension",
+    "version": "1.0",
+    "content_scripts": [{"matches": ["<all_urls>"], "js": ["mark.js"], "run_at": "document_end"}],
+}
+
+
+def put_object(server, bucket: str, key: str, body: bytes) -> dict:
+    path = server.data_dir / "s3" / bucket / key
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(body)
+    return {"s3": {"bucket": bucket, "prefix": key}}
+
+
+def extension_zip() -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        # In a top folder, as `zip -r ext.zip my-extension/` makes it.
+        z.writestr("my-extension/manifest.json", json.dumps(EXTENSION_MANIFEST))
+        z.writestr("my-extension/mark.js", "document.documentElement.dataset.hangarExtension = 'loaded';")
+    return buf.getvalue()
+
+
+def test_extensions_and_enterprise_policies_apply(dp, cp, pw, site, br_server):
+    ext = put_object(br_server, "browser-assets", "extensions/marker.zip", extension_zip())
+    blocklist = put_object(
+        br_server, "browser-assets", "policies/blocklist.json", json.dumps({"URLBlocklist": [f"{HOST_LOOPBACK}/blocked"]}).encode()
+    )
+    homepage = put_object(
+        br_server, "browser-assets", "policies/homepage.json", json.dumps({"HomepageLocation": "http://hangar.test/home"}).encode()
+    )
+    # The browser's own policy is MANAGED (mandatory) by default; the session's RECOMMENDED.
+    browser_id = cp.create_browser(
+        name=f"policy_browser_{int(time.time() * 1000)}",
+        networkConfiguration={"networkMode": "PUBLIC"},
+        enterprisePolicies=[{"location": blocklist}],
+    )["browserId"]
+    support.wait_status(lambda: cp.get_browser(browserId=browser_id))
+    started = start(dp, browser_id, extensions=[{"location": ext}], enterprisePolicies=[{"location": homepage}])
+    sid = started["sessionId"]
+    url = started["streams"]["automationStream"]["streamEndpoint"]
+    browser = pw.chromium.connect_over_cdp(url, headers=signed_headers(url), timeout=30_000)
+    try:
+        page = browser.contexts[0].new_page()
+        page.goto(site)
+        page.wait_for_function("document.documentElement.dataset.hangarExtension === 'loaded'", timeout=10_000)
+        with pytest.raises(Exception) as blocked:
+            page.goto(site + "blocked")
+        assert "ERR_BLOCKED_BY_ADMINISTRATOR" in str(blocked.value)
+        page = browser.contexts[0].new_page()  # the other one shows the error page
+        page.goto("chrome://policy")
+        # chrome://policy lists each policy with its level (in shadow DOM: locators pierce it).
+        for name, level in (("HomepageLocation", "Recommended"), ("URLBlocklist", "Mandatory")):
+            row = page.locator(".policy.row", has_text=name).first
+            row.wait_for(timeout=10_000)
+            assert level in row.inner_text(), row.inner_text()
+    finally:
+        browser.close()
+        dp.stop_browser_session(browserIdentifier=browser_id, sessionId=sid)
+    # A plain session of the built-in browser has neither.
+    plain = start(dp)
+    url = plain["streams"]["automationStream"]["streamEndpoint"]
+    browser = pw.chromium.connect_over_cdp(url, headers=signed_headers(url), timeout=30_000)
+    try:
+        page = browser.contexts[0].new_page()
+        page.goto(site)
+        assert page.evaluate("document.documentElement.dataset.hangarExtension") is None
+        page.goto(site + "blocked")
+        assert page.inner_text("#title") == "Hello from the host"
+    finally:
+        browser.close()
+        dp.stop_browser_session(browserIdentifier=BUILTIN, sessionId=plain["sessionId"])
+
+
+def test_missing_or_bad_objects_are_refused_naming_the_field(dp, br_server):
+    missing = {"s3": {"bucket": "browser-assets", "prefix": "extensions/nosuch.zip"}}
+    with pytest.raises(ClientError) as e:
+        start(dp, extensions=[{"location": missing}])
+    assert e.value.response["Error"]["Code"] == "ValidationException"
+    assert "extensions[0].location" in e.value.response["Error"]["Message"]
+    not_json = put_object(br_server, "browser-assets", "policies/broken.json", b"{not json")
+    with pytest.raises(ClientError) as e:
+        start(dp, enterprisePolicies=[{"location": not_json, "type": "MANAGED"}])
+    assert e.value.response["Error"]["Code"] == "ValidationException"
+    assert "enterprisePolicies[0]" in e.value.response["Error"]["Message"]

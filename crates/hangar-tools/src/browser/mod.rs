@@ -26,8 +26,10 @@
 //! - `proxyConfiguration` routes by domain through a PAC script (see [`proxy`]); a session
 //!   with proxies gets a freshly started browser, as one with another viewport does. Proxy
 //!   credentials (a Secrets Manager secret) are refused.
-//! - `extensions`, `enterprisePolicies`, `certificates` and `filesystemConfigurations` are
-//!   recorded and echoed but not applied yet.
+//! - `extensions` and `enterprisePolicies` (the session's and the custom browser's) come from
+//!   the artifact cache's object store into the sandbox (see [`customize`]); such a session
+//!   also gets a freshly started browser.
+//! - `certificates` and `filesystemConfigurations` are recorded and echoed but not applied.
 //! - `UpdateBrowserStream` DISABLED refuses new automation connections and closes the open
 //!   ones (so a person can take control); ENABLED lets them connect again.
 
@@ -37,6 +39,7 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
+use hangar_artifacts::Artifacts;
 use hangar_domain::records::{ToolKind, ToolStatus};
 use hangar_domain::ControlPlane;
 use hangar_model::data::{
@@ -57,6 +60,7 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tracing::Instrument;
 
+mod customize;
 mod invoke;
 mod profile;
 mod proxy;
@@ -191,7 +195,7 @@ async fn launch(
     cfg: Arc<BrowserConfig>,
     network: ToolNetwork,
     viewport: (i32, i32),
-    extra_args: Vec<String>,
+    extras: customize::Customization,
 ) -> Result<WarmBrowser, ToolsError> {
     // The session id is chosen now, so the sandbox's cgroup and logs carry the id the session
     // will have.
@@ -223,7 +227,7 @@ async fn launch(
             "--disable-quic".into(),
             "--password-store=basic".into(),
         ];
-        spec.args.extend(extra_args);
+        spec.args.extend(extras.args);
         spec.args.push("about:blank".into());
         spec.cwd = PROFILE_DIR.into();
         spec.env = vec![
@@ -244,6 +248,7 @@ async fn launch(
             inside: PROFILE_DIR.into(),
             size_bytes: cfg.profile_bytes,
         });
+        spec.mounts.extend(extras.mounts);
         spec.limits = cfg.limits;
         spec.network = network.sandbox_mode();
         let sandbox: Arc<dyn Sandbox> = Arc::from(backend.spawn(spec).await?);
@@ -454,6 +459,8 @@ pub struct Browsers {
     backend: Arc<dyn SandboxBackend>,
     pool: Pool<WarmBrowser>,
     table: Mutex<Table>,
+    /// Where extensions and policy files come from.
+    artifacts: Option<Arc<Artifacts>>,
     this: Weak<Browsers>,
 }
 
@@ -476,6 +483,17 @@ impl Browsers {
         backend: Arc<dyn SandboxBackend>,
         cfg: BrowserConfig,
     ) -> Arc<Self> {
+        Browsers::with_artifacts(control, backend, cfg, None)
+    }
+
+    /// As [`Browsers::new`], with the artifact cache `extensions` and `enterprisePolicies` are
+    /// fetched through (without one, sessions asking for them are refused).
+    pub fn with_artifacts(
+        control: ControlPlane,
+        backend: Arc<dyn SandboxBackend>,
+        cfg: BrowserConfig,
+        artifacts: Option<Arc<Artifacts>>,
+    ) -> Arc<Self> {
         let cfg = Arc::new(cfg);
         let (launch_cfg, launch_backend) = (cfg.clone(), backend.clone());
         let pool = Pool::new(cfg.pool_size, move |network| {
@@ -484,7 +502,7 @@ impl Browsers {
                 launch_cfg.clone(),
                 network,
                 DEFAULT_VIEWPORT,
-                Vec::new(),
+                customize::Customization::default(),
             )
         });
         pool.fill(ToolNetwork::Public);
@@ -494,6 +512,7 @@ impl Browsers {
             backend,
             pool,
             table: Mutex::new(Table::default()),
+            artifacts,
             this: this.clone(),
         })
     }
@@ -603,24 +622,34 @@ impl Browsers {
             width: DEFAULT_VIEWPORT.0,
             height: DEFAULT_VIEWPORT.1,
         });
-        // What a pre-started browser cannot have: its command line is fixed.
-        let mut extra_args = Vec::new();
+        // What a pre-started browser cannot have: its command line and files are fixed.
+        let browser_policies: Vec<BrowserEnterprisePolicy> = tool
+            .config
+            .get("enterprisePolicies")
+            .and_then(|p| serde_json::from_value(p.clone()).ok())
+            .unwrap_or_default();
+        let mut extras = customize::prepare(
+            self.artifacts.as_deref(),
+            request.extensions.as_deref().unwrap_or_default(),
+            &browser_policies,
+            request.enterprise_policies.as_deref().unwrap_or_default(),
+        )
+        .await?;
         if let Some(proxies) = &request.proxy_configuration {
-            extra_args.extend(proxy::chromium_args(proxies)?);
+            extras.args.extend(proxy::chromium_args(proxies)?);
         }
-        let warm =
-            if (view_port.width, view_port.height) == DEFAULT_VIEWPORT && extra_args.is_empty() {
-                self.pool.take(ToolNetwork::Public).await?
-            } else {
-                launch(
-                    self.backend.clone(),
-                    self.cfg.clone(),
-                    ToolNetwork::Public,
-                    (view_port.width, view_port.height),
-                    extra_args,
-                )
-                .await?
-            };
+        let warm = if (view_port.width, view_port.height) == DEFAULT_VIEWPORT && extras.is_empty() {
+            self.pool.take(ToolNetwork::Public).await?
+        } else {
+            launch(
+                self.backend.clone(),
+                self.cfg.clone(),
+                ToolNetwork::Public,
+                (view_port.width, view_port.height),
+                extras,
+            )
+            .await?
+        };
         if let Some(state) = &profile_state {
             // A browser that did not take the profile is dropped (killed), not handed out.
             self.apply_profile(&warm, state).await?;
