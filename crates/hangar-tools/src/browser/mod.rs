@@ -54,6 +54,9 @@ use tokio::sync::watch;
 use tracing::Instrument;
 
 mod invoke;
+mod live_view;
+
+pub use live_view::{LiveView, LiveViewEnd, ViewerInput};
 
 use crate::pool::{Pool, Pooled, ToolNetwork};
 use crate::ToolsError;
@@ -314,6 +317,9 @@ struct Session {
     state: Mutex<SessionState>,
     /// Tells open automation connections whether they may go on (false: DISABLED or ended).
     automation: watch::Sender<bool>,
+    /// Becomes true when the session ends: open live views close. (Separate from
+    /// `automation`, because a live view outlives a DISABLED automation stream.)
+    ended: watch::Sender<bool>,
 }
 
 impl Session {
@@ -570,6 +576,7 @@ impl Browsers {
                     stream_status: AutomationStreamStatus::Enabled,
                 }),
                 automation: watch::Sender::new(true),
+                ended: watch::Sender::new(false),
             });
             table.sessions.insert(session.id.clone(), session.clone());
             if let Some(key) = token_key.clone() {
@@ -653,6 +660,7 @@ impl Browsers {
             st.sandbox.take()
         };
         session.automation.send_replace(false);
+        session.ended.send_replace(true);
         tracing::info!(session = %session.id, reason, "browser session terminated");
         if let Some(sandbox) = sandbox {
             let id = session.id.clone();
@@ -806,6 +814,42 @@ impl Browsers {
             url: format!("ws://127.0.0.1:{CDP_PORT}{}", s.ws_path),
             allowed: s.automation.subscribe(),
         })
+    }
+
+    /// The sandbox of a READY session (404 for an ended one).
+    fn live_sandbox(&self, s: &Session) -> Result<Arc<dyn Sandbox>, ToolsError> {
+        let st = s.state();
+        if st.status != BrowserSessionStatus::Ready {
+            return Err(ToolsError::NotFound(format!(
+                "Session {} of browser {} is TERMINATED",
+                s.id, s.browser
+            )));
+        }
+        st.sandbox
+            .clone()
+            .ok_or_else(|| not_found(&s.browser, &s.id))
+    }
+
+    /// Whether the session can be viewed live (it exists and is READY): what the live-view
+    /// page checks before it is served.
+    pub fn live_view_available(&self, browser: &str, session_id: &str) -> Result<(), ToolsError> {
+        let s = self.session(browser, session_id)?;
+        self.live_sandbox(&s).map(drop)
+    }
+
+    /// A live view of the session: Hangar's own DevTools connection, attached to the
+    /// foreground page (the one InvokeBrowser acts on). Unlike [`Browsers::automation`] it
+    /// does not depend on the automation stream's status: DISABLED is exactly when a person
+    /// uses the live view.
+    pub async fn live_view(&self, browser: &str, session_id: &str) -> Result<LiveView, ToolsError> {
+        let s = self.session(browser, session_id)?;
+        let sandbox = self.live_sandbox(&s)?;
+        let stream = sandbox.connect(CDP_PORT).await?;
+        let _ = stream.set_nodelay(true);
+        let url = format!("ws://127.0.0.1:{CDP_PORT}{}", s.ws_path);
+        let cdp = invoke::Cdp::connect(stream, &url).await?;
+        let viewport = (s.view_port.width, s.view_port.height);
+        LiveView::new(cdp, viewport, s.ended.subscribe(), s.id.clone()).await
     }
 
     /// Captures the session's cookies into a browser profile (replacing what it held).
