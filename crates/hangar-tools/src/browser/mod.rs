@@ -1,7 +1,7 @@
 //! Browser sessions: `StartBrowserSession`, `GetBrowserSession`, `ListBrowserSessions`,
 //! `StopBrowserSession`, `UpdateBrowserStream` and `InvokeBrowser`, for the built-in `aws.browser.v1` and custom
 //! browsers, plus the target of each session's automation stream (CDP over WebSocket; the wire
-//! layer authenticates and relays the frames).
+//! layer authenticates and relays the frames) and each session's live view (`live_view.rs`).
 //!
 //! Each session is one sandbox whose main program is a headless Chromium listening for the
 //! DevTools protocol on port 9222 of the sandbox's own loopback (reached with
@@ -27,6 +27,11 @@
 //!   `filesystemConfigurations` are recorded and echoed but not applied yet.
 //! - `UpdateBrowserStream` DISABLED refuses new automation connections and closes the open
 //!   ones (so a person can take control); ENABLED lets them connect again.
+//! - The live view ([`LiveView`], `live_view.rs`) is Hangar's own, not Amazon DCV (whose
+//!   protocol is proprietary): a CDP screencast of the foreground page plus `Input.*` events,
+//!   over Hangar's own DevTools connection, relayed by the wire layer to its viewer page. It does
+//!   not depend on the automation stream's status (DISABLED is when a person uses it) and
+//!   closes when the session ends.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -334,8 +339,8 @@ impl Session {
                 stream_endpoint: format!("ws://{}{base}/automation", self.streams_host),
                 stream_status: self.state().stream_status,
             },
-            // The URL AWS's SDKs build; Hangar does not serve a live view there yet (AWS's is
-            // DCV, which cannot be reproduced).
+            // The URL AWS's SDKs build; Hangar serves its own viewer page there (AWS's is DCV,
+            // which cannot be reproduced), see `live_view.rs`.
             live_view_stream: Some(LiveViewStream {
                 stream_endpoint: Some(format!("http://{}{base}/live-view", self.streams_host)),
             }),
