@@ -32,6 +32,7 @@ from browser_kit import (  # noqa: F401 - fixtures are found by name
     presigned,
     pw,
     signed_headers,
+    site,
     start,
     upgrade_status,
 )
@@ -203,7 +204,7 @@ def test_viewer_shows_the_session_and_a_person_takes_control(dp, pw, viewer):
         dp.stop_browser_session(browserIdentifier=BUILTIN, sessionId=sid)
 
 
-def test_viewer_follows_a_new_tab(dp, pw, viewer):
+def test_viewer_follows_a_new_tab_and_navigation(dp, pw, viewer, site):
     started = start(dp)
     sid = started["sessionId"]
     try:
@@ -216,6 +217,9 @@ def test_viewer_follows_a_new_tab(dp, pw, viewer):
             tab = browser.contexts[0].new_page()
             tab.set_content('<body style="margin:0;height:100vh;background:rgb(20,60,200)"></body>')
             wait_color(view, BLUE)
+            # A navigation to another site (another renderer process) keeps the stream going.
+            tab.goto(site)
+            wait_color(view, (255, 255, 255))
             # The wheel reaches the page too.
             tab.set_content('<body style="margin:0"><div style="height:5000px"></div></body>')
             tab.wait_for_function("window.scrollY === 0")
