@@ -12,7 +12,9 @@
 //!
 //! Each frame is acknowledged (`Page.screencastFrameAck`) only once it has been handed to the
 //! viewer's bounded queue: Chromium sends the next frame after the ack, so a slow viewer slows
-//! the screencast down instead of piling frames up in memory.
+//! the screencast down instead of piling frames up in memory. A frame waiting for room never
+//! blocks the loop: input, target events and the session's end are handled meanwhile, and a
+//! newer frame replaces it.
 //!
 //! The viewed page follows new tabs: a page target created after the viewer connected becomes
 //! the viewed one (a new tab is what a person expects to see), and when the viewed page closes
@@ -217,6 +219,8 @@ pub struct LiveView {
     next_id: u64,
     /// The page being viewed: (target id, flattened session id).
     current: Option<(String, String)>,
+    /// Page targets, the viewed one last; the most recent other one is viewed when it closes.
+    pages: Vec<String>,
     viewport: (i32, i32),
     ended: watch::Receiver<bool>,
     session_id: String,
@@ -241,15 +245,30 @@ impl LiveView {
         ended: watch::Receiver<bool>,
         session_id: String,
     ) -> Result<LiveView, ToolsError> {
-        // Events for the targets that exist now arrive (and are dropped) during this call;
-        // only pages created from now on are followed.
+        // Events for the targets that exist now arrive during this call (and are dropped);
+        // pages created from now on are followed. The pages listed afterwards are known, so a
+        // late event about one of them does not count as a new tab.
         cdp.call(None, "Target.setDiscoverTargets", json!({"discover": true}))
             .await?;
+        let listed = cdp.call(None, "Target.getTargets", json!({})).await?;
         let (ws, next_id, target, session) = cdp.into_parts();
+        let mut pages: Vec<String> = listed["targetInfos"]
+            .as_array()
+            .map(|t| {
+                t.iter()
+                    .filter(|t| t["type"] == "page")
+                    .filter_map(|t| t["targetId"].as_str())
+                    .filter(|t| *t != target)
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        pages.push(target.clone());
         Ok(LiveView {
             ws,
             next_id,
             current: Some((target, session)),
+            pages,
             viewport,
             ended,
             session_id,
@@ -309,8 +328,8 @@ impl LiveView {
         to_viewer: mpsc::Sender<String>,
     ) -> LiveViewEnd {
         let mut pending: HashMap<u64, Pending> = HashMap::new();
-        // Page targets created since the viewer connected, oldest first (the viewed one too).
-        let mut pages: Vec<String> = self.current.iter().map(|(t, _)| t.clone()).collect();
+        // The newest frame not yet handed to the viewer: (message, page session, ack id).
+        let mut waiting: Option<(String, String, Value)> = None;
         let hello =
             json!({"type": "viewport", "width": self.viewport.0, "height": self.viewport.1});
         if to_viewer.send(hello.to_string()).await.is_err() {
@@ -357,6 +376,14 @@ impl LiveView {
                         return LiveViewEnd::BrowserGone;
                     }
                 }
+                permit = to_viewer.reserve(), if waiting.is_some() => {
+                    let Ok(permit) = permit else { return LiveViewEnd::ViewerLeft };
+                    let Some((frame, session, ack)) = waiting.take() else { continue };
+                    permit.send(frame);
+                    if !self.ack(&mut pending, &session, ack).await {
+                        return LiveViewEnd::BrowserGone;
+                    }
+                }
                 message = self.ws.next() => {
                     let text = match message {
                         Some(Ok(Message::Text(t))) => t,
@@ -367,7 +394,7 @@ impl LiveView {
                         Some(Ok(_)) => continue,
                     };
                     let Ok(v) = serde_json::from_str::<Value>(text.as_str()) else { continue };
-                    match self.on_cdp(v, &mut pending, &mut pages, &to_viewer).await {
+                    match self.on_cdp(v, &mut pending, &mut waiting).await {
                         Ok(()) => {}
                         Err(end) => return end,
                     }
@@ -381,8 +408,7 @@ impl LiveView {
         &mut self,
         v: Value,
         pending: &mut HashMap<u64, Pending>,
-        pages: &mut Vec<String>,
-        to_viewer: &mpsc::Sender<String>,
+        waiting: &mut Option<(String, String, Value)>,
     ) -> Result<(), LiveViewEnd> {
         let gone = |ok: bool| {
             if ok {
@@ -405,9 +431,8 @@ impl LiveView {
                     let Some(page) = page else {
                         return Ok(()); // no page yet: the next targetCreated brings one
                     };
-                    if !pages.contains(&page) {
-                        pages.push(page.clone());
-                    }
+                    self.pages.retain(|p| *p != page);
+                    self.pages.push(page.clone());
                     return self.attach(pending, page).await;
                 }
                 _ => return Ok(()),
@@ -418,7 +443,7 @@ impl LiveView {
                 return Ok(());
             }
             // Only the most recent wish counts (pages can come and go quickly).
-            if pages.last() != Some(&target) {
+            if self.pages.last() != Some(&target) {
                 return Ok(());
             }
             let session = v["result"]["sessionId"]
@@ -464,21 +489,14 @@ impl LiveView {
                 let frame = json!({
                     "type": "frame", "data": params["data"], "metadata": params["metadata"],
                 });
-                if to_viewer.send(frame.to_string()).await.is_err() {
-                    return Err(LiveViewEnd::ViewerLeft);
+                let session = from.unwrap_or_default().to_owned();
+                let newer = (frame.to_string(), session, params["sessionId"].clone());
+                // A frame still waiting is out of date: drop it, but acknowledge it, or
+                // Chromium would stop sending.
+                if let Some((_, session, ack)) = waiting.replace(newer) {
+                    gone(self.ack(pending, &session, ack).await)?;
                 }
-                let ack = json!({ "sessionId": params["sessionId"] });
-                let session = from.map(str::to_owned);
-                let ok = self
-                    .send(
-                        pending,
-                        session.as_deref(),
-                        "Page.screencastFrameAck",
-                        ack,
-                        Pending::Ignore,
-                    )
-                    .await;
-                gone(ok)
+                Ok(())
             }
             "Target.targetCreated" => {
                 let info = &params["targetInfo"];
@@ -488,10 +506,10 @@ impl LiveView {
                 ) else {
                     return Ok(());
                 };
-                if pages.iter().any(|p| p == target) {
+                if self.pages.iter().any(|p| p == target) {
                     return Ok(());
                 }
-                pages.push(target.to_owned());
+                self.pages.push(target.to_owned());
                 self.attach(pending, target.to_owned()).await
             }
             "Target.targetDestroyed" | "Target.detachedFromTarget" => {
@@ -507,14 +525,14 @@ impl LiveView {
                 };
                 if method == "Target.targetDestroyed" {
                     if let Some(target) = &target {
-                        pages.retain(|p| p != target);
+                        self.pages.retain(|p| p != target);
                     }
                 }
                 if !viewed {
                     return Ok(());
                 }
                 self.current = None;
-                match pages.last().cloned() {
+                match self.pages.last().cloned() {
                     Some(next) => self.attach(pending, next).await,
                     None => {
                         // Pages that existed before the viewer connected are not tracked:
@@ -536,6 +554,23 @@ impl LiveView {
             }
             _ => Ok(()),
         }
+    }
+
+    async fn ack(
+        &mut self,
+        pending: &mut HashMap<u64, Pending>,
+        session: &str,
+        frame: Value,
+    ) -> bool {
+        let params = json!({ "sessionId": frame });
+        self.send(
+            pending,
+            Some(session),
+            "Page.screencastFrameAck",
+            params,
+            Pending::Ignore,
+        )
+        .await
     }
 
     async fn attach(
