@@ -286,6 +286,16 @@ async fn handle(
     if let Some((browser, session)) = browser::automation_route(&parts.method, &path) {
         return browser::automation(state, browser, session, &mut parts).await;
     }
+    if let Some((browser, session, part)) = browser::live_view_route(&parts.method, &path) {
+        return match part {
+            browser::LiveViewPart::Page => {
+                browser::live_view_page(state, browser, session, &mut parts).await
+            }
+            browser::LiveViewPart::Stream => {
+                browser::live_view_stream(state, browser, session, &mut parts).await
+            }
+        };
+    }
     let path = path.as_str();
     let route = RouteTable::model().find(parts.method.as_str(), path);
     if let Some(m) = &route {

@@ -507,6 +507,20 @@ fn build_signature(
     })
 }
 
+impl Signature {
+    /// Presigned only: whether `X-Amz-Date + X-Amz-Expires` is before `now` (the same rule as
+    /// strict verification, for callers that enforce a presign's lifetime in every mode).
+    pub fn presign_expired(&self, now: SystemTime) -> bool {
+        match self.location {
+            SignatureLocation::Header => false,
+            SignatureLocation::Query { expires } => {
+                let window = time::Duration::seconds(i64::try_from(expires).unwrap_or(i64::MAX));
+                self.date + window < OffsetDateTime::from(now)
+            }
+        }
+    }
+}
+
 fn parse_amz_date(s: &str) -> Option<OffsetDateTime> {
     let format = format_description!("[year][month][day]T[hour][minute][second]Z");
     PrimitiveDateTime::parse(s, format)

@@ -24,6 +24,8 @@ pub(crate) struct Cdp {
     ws: WebSocketStream<TcpStream>,
     next_id: u64,
     page_session: String,
+    /// The target id of the attached page (empty on a browser-level connection).
+    page_target: String,
 }
 
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -38,6 +40,7 @@ impl Cdp {
             ws,
             next_id: 0,
             page_session: String::new(),
+            page_target: String::new(),
         })
     }
 
@@ -66,7 +69,19 @@ impl Cdp {
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_owned();
+        cdp.page_target = page;
         Ok(cdp)
+    }
+
+    /// The raw connection, for a caller that runs its own event loop (the live view), with
+    /// the next free message id, the attached page's target id and its flattened session id.
+    pub(crate) fn into_parts(self) -> (WebSocketStream<TcpStream>, u64, String, String) {
+        (
+            self.ws,
+            self.next_id + 1,
+            self.page_target,
+            self.page_session,
+        )
     }
 
     pub(crate) async fn call(

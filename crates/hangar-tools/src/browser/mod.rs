@@ -1,7 +1,7 @@
 //! Browser sessions: `StartBrowserSession`, `GetBrowserSession`, `ListBrowserSessions`,
 //! `StopBrowserSession`, `UpdateBrowserStream` and `InvokeBrowser`, for the built-in `aws.browser.v1` and custom
 //! browsers, plus the target of each session's automation stream (CDP over WebSocket; the wire
-//! layer authenticates and relays the frames).
+//! layer authenticates and relays the frames) and each session's live view (`live_view.rs`).
 //!
 //! Each session is one sandbox whose main program is a headless Chromium listening for the
 //! DevTools protocol on port 9222 of the sandbox's own loopback (reached with
@@ -32,6 +32,11 @@
 //! - `certificates` and `filesystemConfigurations` are recorded and echoed but not applied.
 //! - `UpdateBrowserStream` DISABLED refuses new automation connections and closes the open
 //!   ones (so a person can take control); ENABLED lets them connect again.
+//! - The live view ([`LiveView`], `live_view.rs`) is Hangar's own, not Amazon DCV (whose
+//!   protocol is proprietary): a CDP screencast of the foreground page plus `Input.*` events,
+//!   over Hangar's own DevTools connection, relayed by the wire layer to its viewer page. It does
+//!   not depend on the automation stream's status (DISABLED is when a person uses it) and
+//!   closes when the session ends.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -62,8 +67,11 @@ use tracing::Instrument;
 
 mod customize;
 mod invoke;
+mod live_view;
 mod profile;
 mod proxy;
+
+pub use live_view::{LiveView, LiveViewEnd, ViewerInput};
 
 use crate::pool::{Pool, Pooled, ToolNetwork};
 use crate::ToolsError;
@@ -399,6 +407,9 @@ struct Session {
     state: Mutex<SessionState>,
     /// Tells open automation connections whether they may go on (false: DISABLED or ended).
     automation: watch::Sender<bool>,
+    /// Becomes true when the session ends: open live views close. (Separate from
+    /// `automation`, because a live view outlives a DISABLED automation stream.)
+    ended: watch::Sender<bool>,
 }
 
 impl Session {
@@ -413,8 +424,8 @@ impl Session {
                 stream_endpoint: format!("ws://{}{base}/automation", self.streams_host),
                 stream_status: self.state().stream_status,
             },
-            // The URL AWS's SDKs build; Hangar does not serve a live view there yet (AWS's is
-            // DCV, which cannot be reproduced).
+            // The URL AWS's SDKs build; Hangar serves its own viewer page there (AWS's is DCV,
+            // which cannot be reproduced), see `live_view.rs`.
             live_view_stream: Some(LiveViewStream {
                 stream_endpoint: Some(format!("http://{}{base}/live-view", self.streams_host)),
             }),
@@ -687,6 +698,7 @@ impl Browsers {
                     stream_status: AutomationStreamStatus::Enabled,
                 }),
                 automation: watch::Sender::new(true),
+                ended: watch::Sender::new(false),
             });
             table.sessions.insert(session.id.clone(), session.clone());
             if let Some(key) = token_key.clone() {
@@ -770,6 +782,7 @@ impl Browsers {
             st.sandbox.take()
         };
         session.automation.send_replace(false);
+        session.ended.send_replace(true);
         tracing::info!(session = %session.id, reason, "browser session terminated");
         if let Some(sandbox) = sandbox {
             let id = session.id.clone();
@@ -923,6 +936,42 @@ impl Browsers {
             url: format!("ws://127.0.0.1:{CDP_PORT}{}", s.ws_path),
             allowed: s.automation.subscribe(),
         })
+    }
+
+    /// The sandbox of a READY session (404 for an ended one).
+    fn live_sandbox(&self, s: &Session) -> Result<Arc<dyn Sandbox>, ToolsError> {
+        let st = s.state();
+        if st.status != BrowserSessionStatus::Ready {
+            return Err(ToolsError::NotFound(format!(
+                "Session {} of browser {} is TERMINATED",
+                s.id, s.browser
+            )));
+        }
+        st.sandbox
+            .clone()
+            .ok_or_else(|| not_found(&s.browser, &s.id))
+    }
+
+    /// Whether the session can be viewed live (it exists and is READY): what the live-view
+    /// page checks before it is served.
+    pub fn live_view_available(&self, browser: &str, session_id: &str) -> Result<(), ToolsError> {
+        let s = self.session(browser, session_id)?;
+        self.live_sandbox(&s).map(drop)
+    }
+
+    /// A live view of the session: Hangar's own DevTools connection, attached to the
+    /// foreground page (the one InvokeBrowser acts on). Unlike [`Browsers::automation`] it
+    /// does not depend on the automation stream's status: DISABLED is exactly when a person
+    /// uses the live view.
+    pub async fn live_view(&self, browser: &str, session_id: &str) -> Result<LiveView, ToolsError> {
+        let s = self.session(browser, session_id)?;
+        let sandbox = self.live_sandbox(&s)?;
+        let stream = sandbox.connect(CDP_PORT).await?;
+        let _ = stream.set_nodelay(true);
+        let url = format!("ws://127.0.0.1:{CDP_PORT}{}", s.ws_path);
+        let cdp = invoke::Cdp::connect(stream, &url).await?;
+        let viewport = (s.view_port.width, s.view_port.height);
+        LiveView::new(cdp, viewport, s.ended.subscribe(), s.id.clone()).await
     }
 
     /// Captures the session's cookies and its open tabs' local and session storage into a
