@@ -4,11 +4,18 @@
 //!
 //! The token's record is written in the same transaction as the change it guards, so a retry
 //! after a crash sees either both or neither.
+//!
+//! Tokens are remembered for a limited time ([`expire`], called periodically by the server):
+//! boto3 and the AWS CLI fill a fresh token into every Create/Update/Delete call, so records
+//! that were kept forever would grow the store with every mutation. AWS documents tokens as
+//! valid for at least 24 hours (e.g. EC2); the server's default is that.
 
 use hangar_store::{Store, StoreError, Write};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
+
+use hangar_model::Timestamp;
 
 use crate::records::{collection, IdempotencyRecord};
 use crate::stored::{insert, load};
@@ -61,6 +68,7 @@ impl Claim {
             &IdempotencyRecord {
                 fingerprint: self.fingerprint.clone(),
                 response: serde_json::to_value(response).expect("responses serialize"),
+                recorded_at: Some(Timestamp::now()),
             },
         )
     }
@@ -88,6 +96,51 @@ impl Claim {
             }
             Some(_) => Err(Error::idempotency_mismatch()),
             None => Err(Error::Internal("idempotency record vanished".into())),
+        }
+    }
+}
+
+/// Removes the records of tokens first answered before `cutoff`; returns how many. Pages
+/// through the collection in store order, deleting each page's expired records in one commit
+/// (a record answered again meanwhile has a new revision and is left alone).
+pub(crate) async fn expire(store: &dyn Store, cutoff: Timestamp) -> Result<usize, Error> {
+    const PAGE: usize = 500;
+    let mut after = None;
+    let mut removed = 0;
+    loop {
+        let page = store
+            .list(collection::IDEMPOTENCY, None, after, PAGE)
+            .await?;
+        let Some(last) = page.last() else {
+            return Ok(removed);
+        };
+        after = Some(last.seq);
+        let full = page.len() == PAGE;
+        let expired: Vec<Write> = page
+            .into_iter()
+            .filter(|r| {
+                serde_json::from_value::<IdempotencyRecord>(r.doc.clone())
+                    .map(|doc| doc.recorded_at.is_none_or(|t| t < cutoff))
+                    .unwrap_or(true)
+            })
+            .map(|r| Write::Delete {
+                collection: collection::IDEMPOTENCY.into(),
+                key: r.key,
+                expected_revision: Some(r.revision),
+                must_exist: false,
+            })
+            .collect();
+        if !expired.is_empty() {
+            let n = expired.len();
+            match store.commit(expired).await {
+                Ok(_) => removed += n,
+                // Answered again meanwhile: the next sweep sees it.
+                Err(StoreError::RevisionMismatch { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if !full {
+            return Ok(removed);
         }
     }
 }

@@ -39,7 +39,7 @@ mod tools;
 
 use std::sync::Arc;
 
-use hangar_model::{Input, Output};
+use hangar_model::{Input, Output, Timestamp};
 use hangar_store::{Store, StoreError, Write};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -100,6 +100,18 @@ impl ControlPlane {
     pub async fn start(&self) -> Result<(), Error> {
         self.ensure_system_tools().await?;
         self.recover_runtimes().await
+    }
+
+    /// Forgets client tokens first answered more than `lifetime` ago (see [`idempotency`]);
+    /// returns how many.
+    pub async fn expire_client_tokens(
+        &self,
+        lifetime: std::time::Duration,
+    ) -> Result<usize, Error> {
+        let cutoff = Timestamp::from_unix_millis(
+            Timestamp::now().unix_millis() - lifetime.as_millis().min(i64::MAX as u128) as i64,
+        );
+        idempotency::expire(self.store(), cutoff).await
     }
 
     pub fn partition(&self) -> &Partition {

@@ -196,6 +196,10 @@ pub struct IdempotencyRecord {
     /// SHA-256 of the request without its client token.
     pub fingerprint: String,
     pub response: serde_json::Value,
+    /// When the token was first answered; records older than the token lifetime are removed
+    /// (absent in records written before tokens expired: those count as expired).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recorded_at: Option<Timestamp>,
 }
 
 #[cfg(test)]

@@ -247,6 +247,41 @@ async fn client_tokens_replay_or_refuse() {
 }
 
 #[tokio::test]
+async fn client_tokens_expire_after_their_lifetime() {
+    let cp = control_plane().await;
+    let token = "b".repeat(36);
+    let mut first = runtime_request("expiring", "v1");
+    first["clientToken"] = json!(token);
+    call(&cp, Operation::CreateAgentRuntime, first.clone())
+        .await
+        .unwrap();
+    // Within the lifetime the token is remembered: a different request with it is refused.
+    assert_eq!(
+        cp.expire_client_tokens(Duration::from_secs(3600))
+            .await
+            .unwrap(),
+        0
+    );
+    let mut different = runtime_request("expiring2", "v1");
+    different["clientToken"] = json!(token);
+    assert!(matches!(
+        call(&cp, Operation::CreateAgentRuntime, different.clone()).await,
+        Err(Error::Validation { .. })
+    ));
+    // Past it the token is forgotten, and the same token is a fresh request.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(
+        cp.expire_client_tokens(Duration::from_millis(10))
+            .await
+            .unwrap(),
+        1
+    );
+    call(&cp, Operation::CreateAgentRuntime, different)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
 async fn paging_returns_every_item_once_under_concurrent_writes() {
     let cp = control_plane().await;
     let mut survivors = Vec::new();

@@ -77,6 +77,10 @@ pub struct ServeArgs {
     /// How often container images no version references any more are removed, in seconds.
     #[arg(long, default_value_t = 600)]
     image_gc_interval_secs: u64,
+    /// How long a `clientToken` is remembered (replayed, or refused for another request), in
+    /// seconds. AWS documents tokens as valid for at least 24 hours.
+    #[arg(long, default_value_t = 86_400)]
+    client_token_lifetime_secs: u64,
     /// An unreferenced image younger than this (seconds since it was unpacked) is kept.
     #[arg(long, default_value_t = 3600)]
     image_gc_grace_secs: u64,
@@ -180,6 +184,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         provisioner.clone(),
         control.clone(),
         std::time::Duration::from_secs(args.image_gc_interval_secs.max(1)),
+    );
+    spawn_client_token_expiry(
+        control.clone(),
+        std::time::Duration::from_secs(args.client_token_lifetime_secs.max(1)),
     );
 
     let public_url = format!("http://{}", args.listen);
@@ -354,6 +362,27 @@ fn spawn_image_gc(
                 ),
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "container image gc failed"),
+            }
+        }
+    });
+}
+
+/// Forgets expired client tokens: every tenth of their lifetime (at most every 10 minutes), so
+/// a token lives at most 10% longer than its lifetime.
+fn spawn_client_token_expiry(control: ControlPlane, lifetime: std::time::Duration) {
+    tokio::spawn(async move {
+        let every = (lifetime / 10).clamp(
+            std::time::Duration::from_secs(1),
+            std::time::Duration::from_secs(600),
+        );
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match control.expire_client_tokens(lifetime).await {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(tokens = n, "expired client tokens forgotten"),
+                Err(e) => tracing::warn!(error = %e, "client token expiry failed"),
             }
         }
     });
