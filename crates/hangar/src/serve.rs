@@ -36,6 +36,8 @@ pub struct ServeArgs {
     /// S3-compatible endpoint code artifacts are fetched from (path-style, e.g.
     /// `http://127.0.0.1:9000`), with credentials from `AWS_ACCESS_KEY_ID` /
     /// `AWS_SECRET_ACCESS_KEY` or the shared credentials file, as AWS tools take them.
+    /// Browser session recordings are written there too (without it, browsers with recording
+    /// enabled run unrecorded).
     #[arg(long, conflicts_with = "s3_dir")]
     s3_endpoint: Option<String>,
     /// A local directory standing in for S3: the object `s3://bucket/key` is `DIR/bucket/key`.
@@ -141,10 +143,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("opening the store in {}", data_dir.display()))?;
 
     // Execution: code artifacts, sandboxes, sessions.
-    let source: Arc<dyn ObjectSource> = match (&args.s3_endpoint, &args.s3_dir) {
-        (Some(endpoint), _) => {
-            Arc::new(S3Source::from_env(endpoint.clone()).context("configuring the S3 endpoint")?)
-        }
+    // The S3 client reads code artifacts and writes browser session recordings.
+    let s3 = match &args.s3_endpoint {
+        Some(endpoint) => Some(Arc::new(
+            S3Source::from_env(endpoint.clone()).context("configuring the S3 endpoint")?,
+        )),
+        None => None,
+    };
+    let source: Arc<dyn ObjectSource> = match (&s3, &args.s3_dir) {
+        (Some(s3), _) => s3.clone(),
         (None, Some(dir)) => Arc::new(DirSource::new(dir.clone())),
         (None, None) => Arc::new(DirSource::new(data_dir.join("s3"))),
     };
@@ -245,7 +252,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // Browser sessions too; each is a headless Chromium in its own sandbox.
     let browsers = backend.as_ref().map(|backend| {
         let defaults = hangar_tools::BrowserConfig::default();
-        hangar_tools::Browsers::new(
+        hangar_tools::Browsers::with_replay_store(
             control.clone(),
             backend.clone(),
             hangar_tools::BrowserConfig {
@@ -257,6 +264,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 max_live_sessions: args.browser_max_sessions,
                 ..defaults
             },
+            s3.clone()
+                .map(|s3| s3 as Arc<dyn hangar_tools::browser::recording::ReplayStore>),
         )
     });
 

@@ -50,10 +50,13 @@ use hangar_sandbox::{Limits, Mount, Sandbox, SandboxBackend, SandboxSpec};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 use tracing::Instrument;
 
 mod invoke;
+pub mod recording;
+
+use recording::{Recorder, RecordingTarget, ReplayStore};
 
 use crate::pool::{Pool, Pooled, ToolNetwork};
 use crate::ToolsError;
@@ -292,6 +295,8 @@ struct SessionState {
     sandbox: Option<Arc<dyn Sandbox>>,
     timer: Option<tokio::task::AbortHandle>,
     stream_status: AutomationStreamStatus,
+    /// The session's recorder while READY (recorded sessions only).
+    recorder: Option<Recorder>,
 }
 
 struct Session {
@@ -311,6 +316,9 @@ struct Session {
     profile_configuration: Option<BrowserProfileConfiguration>,
     proxy_configuration: Option<ProxyConfiguration>,
     filesystem_configurations: Option<Vec<ToolsFileSystemConfiguration>>,
+    /// Where the session is recorded to (custom browsers with recording enabled, on a Hangar
+    /// with an S3 endpoint).
+    recording: Option<RecordingTarget>,
     state: Mutex<SessionState>,
     /// Tells open automation connections whether they may go on (false: DISABLED or ended).
     automation: watch::Sender<bool>,
@@ -374,6 +382,8 @@ pub struct Browsers {
     backend: Arc<dyn SandboxBackend>,
     pool: Pool<WarmBrowser>,
     table: Mutex<Table>,
+    /// Where session recordings are written; `None`: recording is not possible here.
+    replay_store: Option<Arc<dyn ReplayStore>>,
     this: Weak<Browsers>,
 }
 
@@ -396,6 +406,18 @@ impl Browsers {
         backend: Arc<dyn SandboxBackend>,
         cfg: BrowserConfig,
     ) -> Arc<Self> {
+        Browsers::with_replay_store(control, backend, cfg, None)
+    }
+
+    /// As [`Browsers::new`], with the store session recordings are written to (the S3 client
+    /// of `--s3-endpoint`). Without one, sessions of browsers with recording enabled run
+    /// unrecorded (with a warning).
+    pub fn with_replay_store(
+        control: ControlPlane,
+        backend: Arc<dyn SandboxBackend>,
+        cfg: BrowserConfig,
+        replay_store: Option<Arc<dyn ReplayStore>>,
+    ) -> Arc<Self> {
         let cfg = Arc::new(cfg);
         let (launch_cfg, launch_backend) = (cfg.clone(), backend.clone());
         let pool = Pool::new(cfg.pool_size, move |network| {
@@ -413,6 +435,7 @@ impl Browsers {
             backend,
             pool,
             table: Mutex::new(Table::default()),
+            replay_store,
             this: this.clone(),
         })
     }
@@ -460,6 +483,20 @@ impl Browsers {
                 status_name(tool.status)
             )));
         }
+        // The built-in browser never records; a custom one does when its record says so and
+        // there is somewhere to write to.
+        let recording = if tool.system {
+            None
+        } else {
+            RecordingTarget::from_config(&tool.config)
+        };
+        let recording = match (recording, &self.replay_store) {
+            (Some(t), None) => {
+                tracing::warn!(browser = %browser, bucket = %t.bucket, "browser has recording enabled but this Hangar has no S3 endpoint (--s3-endpoint); its sessions are not recorded");
+                None
+            }
+            (t, _) => t,
+        };
         let fingerprint = {
             let mut r = request.clone();
             r.client_token = None;
@@ -562,12 +599,14 @@ impl Browsers {
                 profile_configuration: request.profile_configuration.clone(),
                 proxy_configuration: request.proxy_configuration.clone(),
                 filesystem_configurations: request.filesystem_configurations.clone(),
+                recording: recording.clone(),
                 state: Mutex::new(SessionState {
                     status: BrowserSessionStatus::Ready,
                     last_updated_at: now,
                     sandbox: Some(warm.sandbox.clone()),
                     timer: None,
                     stream_status: AutomationStreamStatus::Enabled,
+                    recorder: None,
                 }),
                 automation: watch::Sender::new(true),
             });
@@ -581,6 +620,30 @@ impl Browsers {
             session
         };
         tracing::info!(session = %session.id, browser = %browser, timeout_secs, "browser session started");
+        if let (Some(target), Some(store)) = (recording, &self.replay_store) {
+            // Attached before the session is handed out, so the client's first page is
+            // recorded from its first document. A recorder that fails only logs.
+            let recorder = Recorder::start(
+                recording::SessionInfo {
+                    session_id: session.id.clone(),
+                    browser_id: browser.clone(),
+                    viewport: (session.view_port.width, session.view_port.height),
+                    started_at: now,
+                },
+                target,
+                store.clone(),
+                warm.sandbox.clone(),
+                warm.ws_path.clone(),
+            )
+            .await;
+            let mut st = session.state();
+            if st.status == BrowserSessionStatus::Ready {
+                st.recorder = Some(recorder);
+            } else {
+                drop(st);
+                tokio::spawn(recorder.stop());
+            }
+        }
         // The timeout is a TTL from the start, whatever the activity.
         let this = self.this.clone();
         let reaped = Arc::downgrade(&session);
@@ -637,32 +700,40 @@ impl Browsers {
             .ok_or_else(|| not_found(browser, id))
     }
 
-    /// Ends a session: TERMINATED at once, automation connections closed, its sandbox killed
-    /// in the background. Returns whether this call ended it.
-    fn terminate(&self, session: &Session, reason: &str) -> bool {
-        let sandbox = {
+    /// Ends a session: TERMINATED at once, automation connections closed, its recording
+    /// flushed and its sandbox killed in the background. The receiver (recorded sessions only)
+    /// answers once the recording is written, before the sandbox goes.
+    fn terminate(&self, session: &Session, reason: &str) -> Option<oneshot::Receiver<()>> {
+        let (sandbox, recorder) = {
             let mut st = session.state();
             if st.status == BrowserSessionStatus::Terminated {
-                return false;
+                return None;
             }
             st.status = BrowserSessionStatus::Terminated;
             st.last_updated_at = Timestamp::now();
             if let Some(timer) = st.timer.take() {
                 timer.abort();
             }
-            st.sandbox.take()
+            (st.sandbox.take(), st.recorder.take())
         };
         session.automation.send_replace(false);
         tracing::info!(session = %session.id, reason, "browser session terminated");
-        if let Some(sandbox) = sandbox {
-            let id = session.id.clone();
-            tokio::spawn(async move {
+        let (done_tx, done_rx) = oneshot::channel();
+        let recorded = recorder.is_some();
+        let id = session.id.clone();
+        tokio::spawn(async move {
+            // The recorder needs the browser for the pages' last events.
+            if let Some(recorder) = recorder {
+                recorder.stop().await;
+            }
+            let _ = done_tx.send(());
+            if let Some(sandbox) = sandbox {
                 if let Err(e) = sandbox.kill().await {
                     tracing::warn!(session = %id, error = %e, "could not kill the session's sandbox");
                 }
-            });
-        }
-        true
+            }
+        });
+        recorded.then_some(done_rx)
     }
 
     pub fn get(
@@ -687,7 +758,7 @@ impl Browsers {
             profile_configuration: s.profile_configuration.clone(),
             proxy_configuration: s.proxy_configuration.clone(),
             session_id: s.id.clone(),
-            session_replay_artifact: None,
+            session_replay_artifact: s.recording.as_ref().map(|t| t.artifact_uri(&s.id)),
             session_timeout_seconds: Some(s.timeout_secs),
             status: Some(status),
             streams: Some(s.streams()),
@@ -727,14 +798,18 @@ impl Browsers {
         })
     }
 
-    /// Stopping an already TERMINATED session succeeds again (Stop is idempotent).
-    pub fn stop(
+    /// Stopping an already TERMINATED session succeeds again (Stop is idempotent). A recorded
+    /// session answers once its recording is complete in S3 (or given up on), so a client
+    /// that reads it right after Stop finds all of it.
+    pub async fn stop(
         &self,
         browser: &str,
         session_id: &str,
     ) -> Result<StopBrowserSessionResponse, ToolsError> {
         let s = self.session(browser, session_id)?;
-        self.terminate(&s, "stopped");
+        if let Some(done) = self.terminate(&s, "stopped") {
+            let _ = done.await;
+        }
         let last_updated_at = s.state().last_updated_at;
         Ok(StopBrowserSessionResponse {
             browser_identifier: browser.to_owned(),
@@ -957,6 +1032,7 @@ impl Browsers {
     pub async fn shutdown(&self) {
         let sessions: Vec<Arc<Session>> = self.table().sessions.values().cloned().collect();
         let mut sandboxes: Vec<Arc<dyn Sandbox>> = Vec::new();
+        let mut recorders = Vec::new();
         for s in sessions {
             let mut st = s.state();
             if st.status == BrowserSessionStatus::Ready {
@@ -964,7 +1040,12 @@ impl Browsers {
                 st.last_updated_at = Timestamp::now();
             }
             sandboxes.extend(st.sandbox.take());
+            recorders.extend(st.recorder.take().map(|r| tokio::spawn(r.stop())));
             s.automation.send_replace(false);
+        }
+        // Recordings are finished (each within its own time limit) before the browsers go.
+        for r in recorders {
+            let _ = r.await;
         }
         sandboxes.extend(self.pool.close().into_iter().map(|w| w.sandbox));
         for sb in sandboxes {
