@@ -77,10 +77,23 @@ pub trait ReplayStore: Send + Sync + 'static {
 #[async_trait::async_trait]
 impl ReplayStore for hangar_artifacts::S3Source {
     async fn put(&self, bucket: &str, key: &str, body: Vec<u8>) -> Result<(), String> {
+        use hangar_artifacts::ArtifactError as E;
+        // The artifact errors speak of fetching code zips; say what matters for a recording.
         self.put_object(bucket, key, body.into())
             .await
             .map(drop)
-            .map_err(|e| e.to_string())
+            .map_err(|e| match e {
+                E::BucketNotFound { bucket, endpoint, .. } => format!(
+                    "bucket '{bucket}' does not exist at {endpoint}; create it or fix the browser's recording.s3Location"
+                ),
+                E::AccessDenied { endpoint, code, message, .. } => format!(
+                    "access denied at {endpoint} ({code}: {message}); check the AWS credentials Hangar uses and the bucket's policy"
+                ),
+                E::EndpointUnreachable { endpoint, detail, .. } => {
+                    format!("cannot reach the S3 endpoint {endpoint} ({detail})")
+                }
+                e => e.to_string(),
+            })
     }
 }
 
@@ -155,7 +168,8 @@ impl Recorder {
     ) -> Recorder {
         let (stop_tx, stop_rx) = oneshot::channel();
         let (ready_tx, ready_rx) = oneshot::channel();
-        let span = tracing::info_span!("recording", session = %info.session_id);
+        // A root span: the recorder outlives the StartBrowserSession request that started it.
+        let span = tracing::info_span!(parent: None, "recording", session = %info.session_id);
         let session_id = info.session_id.clone();
         let task = tokio::spawn(
             async move {
