@@ -42,8 +42,15 @@ const RECORDER_JS: &str = include_str!("recorder.js");
 pub const BINDING: &str = "__hangarRecord";
 /// A batch is uploaded at least this often while events arrive…
 pub const FLUSH_EVERY: Duration = Duration::from_secs(3);
-/// …or once it holds this many events.
+/// …or once it holds this many events…
 pub const BATCH_EVENTS: usize = 500;
+/// …or about this many bytes of page events (full snapshots of big pages are megabytes).
+pub const BATCH_BYTES: usize = 8 << 20;
+/// Batches waiting for the uploader at most; beyond that (S3 slower than the page) batches are
+/// dropped and counted rather than held in memory or slowing the DevTools connection down.
+const UPLOAD_QUEUE: usize = 16;
+/// Largest DevTools message accepted (a full snapshot of a huge page comes as one message).
+const MAX_MESSAGE: usize = 128 << 20;
 /// How long a session start waits for the recorder to attach to the open pages.
 pub const ATTACH_WAIT: Duration = Duration::from_secs(3);
 /// How long stopping waits for the last events and uploads before giving up on them (the
@@ -173,7 +180,7 @@ impl Recorder {
         let session_id = info.session_id.clone();
         let task = tokio::spawn(
             async move {
-                let (tx, rx) = mpsc::channel(64);
+                let (tx, rx) = mpsc::channel(UPLOAD_QUEUE);
                 let uploader = tokio::spawn(upload(info, target, store, rx).in_current_span());
                 if let Err(e) = capture(sandbox, &ws_path, &tx, stop_rx, ready_tx).await {
                     tracing::warn!(error = %e, "session recording stopped capturing");
@@ -211,6 +218,38 @@ impl Recorder {
 enum ToUploader {
     Batch(Vec<Value>),
     Error(String),
+    /// Events of batches the uploader could not keep up with.
+    Dropped(u64),
+}
+
+/// The batch being filled, and what was dropped.
+#[derive(Default)]
+struct Batcher {
+    events: Vec<Value>,
+    bytes: usize,
+    dropped: u64,
+}
+
+impl Batcher {
+    fn full(&self) -> bool {
+        self.events.len() >= BATCH_EVENTS || self.bytes >= BATCH_BYTES
+    }
+
+    /// Hands the batch over without waiting: reading DevTools must not stall on S3.
+    fn send(&mut self, out: &mpsc::Sender<ToUploader>) {
+        if self.events.is_empty() {
+            return;
+        }
+        let events = std::mem::take(&mut self.events);
+        self.bytes = 0;
+        let n = events.len() as u64;
+        if out.try_send(ToUploader::Batch(events)).is_err() {
+            if self.dropped == 0 {
+                tracing::warn!("session recording: the upload queue is full; dropping events");
+            }
+            self.dropped += n;
+        }
+    }
 }
 
 fn now_ms() -> i64 {
@@ -229,7 +268,10 @@ async fn capture(
     let cdp_err = |e: &dyn std::fmt::Display| RecordingError::Cdp(e.to_string());
     let stream = sandbox.connect(CDP_PORT).await.map_err(|e| cdp_err(&e))?;
     let url = format!("ws://127.0.0.1:{CDP_PORT}{ws_path}");
-    let (ws, _) = tokio_tungstenite::client_async(&url, stream)
+    let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+        .max_message_size(Some(MAX_MESSAGE))
+        .max_frame_size(Some(MAX_MESSAGE));
+    let (ws, _) = tokio_tungstenite::client_async_with_config(&url, stream, Some(config))
         .await
         .map_err(|e| cdp_err(&e))?;
     let (mut sink, mut source) = ws.split();
@@ -241,7 +283,7 @@ async fn capture(
         "Target.setAutoAttach",
         json!({"autoAttach": true, "waitForDebuggerOnStart": true, "flatten": true}),
     );
-    let mut batch: Vec<Value> = Vec::new();
+    let mut batch = Batcher::default();
     let mut pages: Vec<String> = Vec::new();
     let mut tick = tokio::time::interval(FLUSH_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -261,11 +303,7 @@ async fn capture(
         }
         tokio::select! {
             _ = &mut stop => break,
-            _ = tick.tick() => {
-                if !batch.is_empty() {
-                    let _ = out.send(ToUploader::Batch(std::mem::take(&mut batch))).await;
-                }
-            }
+            _ = tick.tick() => batch.send(out),
             m = source.next() => {
                 let text = match m {
                     Some(Ok(Message::Text(t))) => t,
@@ -280,9 +318,10 @@ async fn capture(
                     }
                     attached = true;
                 }
-                handle(&v, &mut cdp, &mut pages, &mut batch);
-                if batch.len() >= BATCH_EVENTS {
-                    let _ = out.send(ToUploader::Batch(std::mem::take(&mut batch))).await;
+                batch.bytes += text.len();
+                handle(&v, &mut cdp, &mut pages, &mut batch.events);
+                if batch.full() {
+                    batch.send(out);
                 }
             }
         }
@@ -313,10 +352,14 @@ async fn capture(
         if let Some(id) = v.get("id").and_then(Value::as_u64) {
             waiting.retain(|w| *w != id);
         }
-        handle(&v, &mut cdp, &mut pages, &mut batch);
+        handle(&v, &mut cdp, &mut pages, &mut batch.events);
     }
-    if !batch.is_empty() {
-        let _ = out.send(ToUploader::Batch(batch)).await;
+    // The last batch waits for room: the session is ending, nothing else is slowed down.
+    if !batch.events.is_empty() {
+        let _ = out.send(ToUploader::Batch(batch.events)).await;
+    }
+    if batch.dropped > 0 {
+        let _ = out.send(ToUploader::Dropped(batch.dropped)).await;
     }
     let _ = sink.close().await;
     Ok(())
@@ -638,6 +681,12 @@ async fn upload(
                 meta.errors.push(e);
                 continue;
             }
+            ToUploader::Dropped(n) => {
+                meta.dropped_events += n;
+                meta.errors
+                    .push(format!("{n} events dropped: the uploads could not keep up"));
+                continue;
+            }
         };
         // Pages and DevTools stamp their own clocks; players want time order.
         events.sort_by_key(|e| e["timestamp"].as_f64().unwrap_or(0.0) as i64);
@@ -645,7 +694,14 @@ async fn upload(
         let file = format!("batch-{seq:06}.ndjson.gz");
         let t0 = Instant::now();
         let body = encode_batch(&events);
-        match put(format!("{prefix}{file}"), body).await {
+        let key = format!("{prefix}{file}");
+        // One retry, for a passing S3 hiccup; a missing bucket fails both times.
+        let mut outcome = put(key.clone(), body.clone()).await;
+        if outcome.is_err() {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            outcome = put(key, body).await;
+        }
+        match outcome {
             Ok(()) => {
                 meta.event_count += events.len() as u64;
                 meta.batches.push(json!({
