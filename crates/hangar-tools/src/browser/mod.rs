@@ -27,6 +27,18 @@
 //!   `filesystemConfigurations` are recorded and echoed but not applied yet.
 //! - `UpdateBrowserStream` DISABLED refuses new automation connections and closes the open
 //!   ones (so a person can take control); ENABLED lets them connect again.
+//! - Recording ([`recording`]): a session of a custom browser whose record has
+//!   `recording.enabled` is recorded by Hangar's own DevTools connection (rrweb events from an
+//!   injected script of ours, console and network from CDP) to
+//!   `s3://<bucket>/<prefix>/<sessionId>/` (`batch-NNNNNN.ndjson.gz` and `metadata.json`), through
+//!   the S3 client of `--s3-endpoint`. `sessionReplayArtifact` is that folder's URI (AgentCore's
+//!   exact format is unknown; a folder URI is what a replay tool needs to find the batches).
+//!   The built-in `aws.browser.v1` never records; without an S3 endpoint nothing records (a
+//!   warning at start, no `sessionReplayArtifact`). Stop waits for the last batch and the final
+//!   `metadata.json` (at most 15 s) before the sandbox goes, so the recording is complete when
+//!   Stop answers. Recording failures never fail the session: they are logged at warn with the
+//!   session id and noted as `recordingError` in `metadata.json` when it can still be written
+//!   (the session model has no field for them).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
