@@ -31,9 +31,10 @@
 //!   `recording.enabled` is recorded by Hangar's own DevTools connection (rrweb events from an
 //!   injected script of ours, console and network from CDP) to
 //!   `s3://<bucket>/<prefix>/<sessionId>/` (`batch-NNNNNN.ndjson.gz` and `metadata.json`), through
-//!   the S3 client of `--s3-endpoint`. `sessionReplayArtifact` is that folder's URI (AgentCore's
-//!   exact format is unknown; a folder URI is what a replay tool needs to find the batches).
-//!   The built-in `aws.browser.v1` never records; without an S3 endpoint nothing records (a
+//!   the store code artifacts come from (the S3 client of `--s3-endpoint`, or the directory
+//!   standing in for S3). `sessionReplayArtifact` is that folder's URI (AgentCore's exact format
+//!   is unknown; a folder URI is what a replay tool needs to find the batches). The built-in
+//!   `aws.browser.v1` never records; `Browsers` built without a store records nothing (a
 //!   warning at start, no `sessionReplayArtifact`). Stop waits for the last batch and the final
 //!   `metadata.json` (at most 15 s) before the sandbox goes, so the recording is complete when
 //!   Stop answers. Recording failures never fail the session: they are logged at warn with the
@@ -422,8 +423,8 @@ impl Browsers {
     }
 
     /// As [`Browsers::new`], with the store session recordings are written to (the S3 client
-    /// of `--s3-endpoint`). Without one, sessions of browsers with recording enabled run
-    /// unrecorded (with a warning).
+    /// of `--s3-endpoint`, or the directory standing in for S3). Without one, sessions of
+    /// browsers with recording enabled run unrecorded (with a warning).
     pub fn with_replay_store(
         control: ControlPlane,
         backend: Arc<dyn SandboxBackend>,
@@ -504,7 +505,7 @@ impl Browsers {
         };
         let recording = match (recording, &self.replay_store) {
             (Some(t), None) => {
-                tracing::warn!(browser = %browser, bucket = %t.bucket, "browser has recording enabled but this Hangar has no S3 endpoint (--s3-endpoint); its sessions are not recorded");
+                tracing::warn!(browser = %browser, bucket = %t.bucket, "browser has recording enabled but this Hangar has nowhere to write recordings; its sessions are not recorded");
                 None
             }
             (t, _) => t,

@@ -104,6 +104,42 @@ impl ReplayStore for hangar_artifacts::S3Source {
     }
 }
 
+/// The directory standing in for S3 (`--s3-dir`, or `DATA_DIR/s3` without an S3 endpoint):
+/// `s3://bucket/key` is `DIR/bucket/key`, as for code artifacts. The bucket must exist (a
+/// directory), as an S3 bucket must; the key's folders are created.
+#[async_trait::async_trait]
+impl ReplayStore for hangar_artifacts::DirSource {
+    async fn put(&self, bucket: &str, key: &str, body: Vec<u8>) -> Result<(), String> {
+        let bad = |p: &str| p.is_empty() || p.split('/').any(|c| c == ".." || c == ".");
+        if bad(bucket) || bucket.contains('/') || bad(key) || key.starts_with('/') {
+            return Err(format!(
+                "s3://{bucket}/{key} is not a usable object name here"
+            ));
+        }
+        let dir = self.root().join(bucket);
+        if !tokio::fs::metadata(&dir).await.is_ok_and(|m| m.is_dir()) {
+            return Err(format!(
+                "bucket '{bucket}' does not exist (no directory {}); create it or fix the browser's recording.s3Location",
+                dir.display()
+            ));
+        }
+        let path = dir.join(key);
+        if let Some(parent) = path.parent() {
+            tokio::fs::create_dir_all(parent)
+                .await
+                .map_err(|e| format!("creating {}: {e}", parent.display()))?;
+        }
+        // Written aside and renamed, so a reader never sees half an object.
+        let tmp = path.with_extension("part");
+        tokio::fs::write(&tmp, body)
+            .await
+            .map_err(|e| format!("writing {}: {e}", tmp.display()))?;
+        tokio::fs::rename(&tmp, &path)
+            .await
+            .map_err(|e| format!("writing {}: {e}", path.display()))
+    }
+}
+
 /// The recording configuration of a browser, read from its control-plane record
 /// (`recording{enabled, s3Location{bucket, prefix}}` as sent to CreateBrowser).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -873,6 +909,27 @@ mod tests {
         assert_eq!(meta["status"], "COMPLETE");
         assert_eq!(meta["batches"][0]["firstTimestamp"], 10);
         assert!(meta.get("recordingError").is_none());
+    }
+
+    #[tokio::test]
+    async fn directory_store_needs_the_bucket() {
+        let root = std::env::temp_dir().join(format!("hangar-rec-{}", crate::new_session_id()));
+        let store = hangar_artifacts::DirSource::new(&root);
+        assert!(store
+            .put("bk", "p/S1/metadata.json", b"{}".to_vec())
+            .await
+            .is_err());
+        std::fs::create_dir_all(root.join("bk")).unwrap();
+        store
+            .put("bk", "p/S1/metadata.json", b"{}".to_vec())
+            .await
+            .unwrap();
+        assert_eq!(
+            std::fs::read(root.join("bk/p/S1/metadata.json")).unwrap(),
+            b"{}"
+        );
+        assert!(store.put("bk", "../escape", vec![]).await.is_err());
+        std::fs::remove_dir_all(&root).unwrap();
     }
 
     #[tokio::test]
