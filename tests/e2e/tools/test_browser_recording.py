@@ -78,7 +78,7 @@ def recorded_browser(cp, bucket: str, prefix: str) -> str:
     return bid
 
 
-def drive(pw, started: dict, site: str) -> None:
+def drive(pw, started: dict, site: str, second_page: bool = False) -> None:
     """Navigate, type, click, scroll and log to the console, as an agent would."""
     url = started["streams"]["automationStream"]["streamEndpoint"]
     browser = pw.chromium.connect_over_cdp(url, headers=signed_headers(url), timeout=30_000)
@@ -96,6 +96,12 @@ def drive(pw, started: dict, site: str) -> None:
         page.wait_for_function("window.scrollY > 0")
         page.evaluate(f"console.log('{CONSOLE_MARKER}', 42)")
         page.wait_for_timeout(300)  # the scroll and moves are sampled, not sent at once
+        if second_page:
+            # A tab opened later is recorded too (and not held up by the recorder).
+            other = context.new_page()
+            other.goto(site + "second")
+            assert other.inner_text("#title") == "Hello from the host"
+            other.close()
     finally:
         browser.close()
 
@@ -115,7 +121,7 @@ def test_session_is_recorded_to_s3(dp, cp, pw, site, s3):
     started = start(dp, browser=bid)
     sid = started["sessionId"]
     t0 = time.time()
-    drive(pw, started, site)
+    drive(pw, started, site, second_page=True)
     dp.stop_browser_session(browserIdentifier=bid, sessionId=sid)
     stopped_after = time.time() - t0
 
@@ -157,6 +163,7 @@ def test_session_is_recorded_to_s3(dp, cp, pw, site, s3):
 
     metas = [e["data"] for e in of(4)]
     assert any(m["href"] == site and m["width"] == 1456 for m in metas), metas
+    assert any(m["href"] == site + "second" for m in metas), metas
     snapshots = [json.dumps(e["data"]["node"]) for e in of(2)]
     page_snapshot = [s for s in snapshots if "Hello from the host" in s]
     assert page_snapshot, f"no full snapshot of the page among {len(snapshots)}"
