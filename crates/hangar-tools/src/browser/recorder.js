@@ -18,6 +18,7 @@
   var MAX_NODES = 50000; // per full snapshot / mutation batch: huge DOMs are cut, not hung on
   var MAX_TEXT = 10000; // characters of one text node or attribute value kept
   var send = window[BINDING]; // taken now: a page may overwrite its globals later
+  var stringify = JSON.stringify;
   var ids = new WeakMap();
   var nextId = 1;
   var queue = [];
@@ -37,7 +38,7 @@
     var batch = queue;
     queue = [];
     try {
-      f(JSON.stringify(batch));
+      f(stringify(batch));
     } catch (e) {}
   }
   function emit(type, data) {
