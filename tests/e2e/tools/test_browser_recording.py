@@ -221,3 +221,25 @@ def test_recording_failure_does_not_break_the_session(dp, cp, pw, site, s3, rec_
     failures = [line for line in log.splitlines() if "WARN" in line and sid in line and "recording" in line]
     assert any(MISSING_BUCKET in line for line in failures), "\n".join(failures) or log[-3000:]
     assert any("session recording incomplete" in line for line in failures), "\n".join(failures)
+
+
+def test_timed_out_session_is_flushed(dp, cp, pw, site, s3):
+    """A session that ends by its timeout (not Stop) still gets its last batch and final
+    metadata (written in the background, so polled for)."""
+    bid = recorded_browser(cp, BUCKET, "timeouts")
+    started = start(dp, browser=bid, sessionTimeoutSeconds=8)  # time enough to drive it
+    sid = started["sessionId"]
+    drive(pw, started, site)
+    key = f"timeouts/{sid}/metadata.json"
+    deadline = time.time() + 25
+    meta = {}
+    while time.time() < deadline:
+        stored = objects(s3, BUCKET, f"timeouts/{sid}/")
+        meta = json.loads(stored[key]) if key in stored else {}
+        if meta.get("status") == "COMPLETE":
+            break
+        time.sleep(0.5)
+    assert meta.get("status") == "COMPLETE", meta
+    assert dp.get_browser_session(browserIdentifier=bid, sessionId=sid)["status"] == "TERMINATED"
+    assert meta["eventCount"] > 0 and meta["batches"]
+    assert not [k for k in stored if k.endswith(".part")]
