@@ -30,6 +30,7 @@ BUCKET = "hangar-e2e-recordings"
 PREFIX = "replays/e2e"
 MISSING_BUCKET = "hangar-e2e-no-such-bucket"
 CONSOLE_MARKER = "hangar-console-marker"
+SECRET = "s3cret-pa55"
 
 
 @pytest.fixture(scope="module")
@@ -91,6 +92,9 @@ def drive(pw, started: dict, site: str, second_page: bool = False) -> None:
         page.keyboard.type("Hangar")
         page.click("#go")
         assert page.inner_text("#out") == "Hi Hangar"
+        # A password field added later (a mutation): its value is masked in the recording.
+        page.evaluate("document.body.insertAdjacentHTML('beforeend', '<input id=pw type=password>')")
+        page.fill("#pw", SECRET)
         page.mouse.move(200, 300)
         page.mouse.wheel(0, 900)
         page.wait_for_function("window.scrollY > 0")
@@ -177,6 +181,8 @@ def test_session_is_recorded_to_s3(dp, cp, pw, site, s3):
     assert any(c["type"] == 1 for c in clicks), clicks  # MouseDown
     inputs = [e["data"]["text"] for e in of(3, 5)]
     assert "Hangar" in inputs, inputs
+    assert "*" * len(SECRET) in inputs, inputs
+    assert not [e for e in events if SECRET in json.dumps(e)], "the password is masked"
     assert of(3, 3), "a scroll event"
     assert of(3, 1), "mouse moves"
     assert any(a.get("node", {}).get("textContent") == "Hi Hangar" or "Hi Hangar" in json.dumps(m) for m in [e["data"] for e in of(3, 0)] for a in m.get("adds", [{}])), "the mutation writing 'Hi Hangar'"

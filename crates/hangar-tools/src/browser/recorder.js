@@ -145,7 +145,10 @@
           } else if (m.type === 'attributes') {
             if (ids.has(m.target)) {
               var ch = {};
-              ch[m.attributeName] = m.target.getAttribute(m.attributeName);
+              var val = m.target.getAttribute(m.attributeName);
+              if (m.attributeName === 'value' && val != null && (m.target.type || '').toLowerCase() === 'password')
+                val = val.replace(/./g, '*');
+              ch[m.attributeName] = val;
               attributes.push({ id: ids.get(m.target), attributes: ch });
             }
           } else {
