@@ -330,7 +330,7 @@ struct Session {
     proxy_configuration: Option<ProxyConfiguration>,
     filesystem_configurations: Option<Vec<ToolsFileSystemConfiguration>>,
     /// Where the session is recorded to (custom browsers with recording enabled, on a Hangar
-    /// with an S3 endpoint).
+    /// with a store for recordings).
     recording: Option<RecordingTarget>,
     state: Mutex<SessionState>,
     /// Tells open automation connections whether they may go on (false: DISABLED or ended).
