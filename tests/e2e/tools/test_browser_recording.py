@@ -249,3 +249,27 @@ def test_timed_out_session_is_flushed(dp, cp, pw, site, s3):
     assert dp.get_browser_session(browserIdentifier=bid, sessionId=sid)["status"] == "TERMINATED"
     assert meta["eventCount"] > 0 and meta["batches"]
     assert not [k for k in stored if k.endswith(".part")]
+
+
+def test_recording_to_the_local_directory(tmp_path, pw, site):
+    """Without an S3 endpoint, recordings go where code artifacts come from: the directory
+    standing in for S3 (`s3://bucket/key` is `DIR/bucket/key`)."""
+    root = tmp_path / "s3"
+    (root / "local-bucket").mkdir(parents=True)
+    (tmp_path / "server").mkdir()
+    srv = browser_server(tmp_path / "server", label="recording-dir", extra_args=("--s3-dir", str(root)))
+    try:
+        cp, dp = support.make_client(srv.url), data_client(srv.url)
+        bid = recorded_browser(cp, "local-bucket", "here")
+        started = start(dp, browser=bid)
+        sid = started["sessionId"]
+        drive(pw, started, site)
+        dp.stop_browser_session(browserIdentifier=bid, sessionId=sid)
+        assert dp.get_browser_session(browserIdentifier=bid, sessionId=sid)["sessionReplayArtifact"] == f"s3://local-bucket/here/{sid}/"
+        folder = root / "local-bucket" / "here" / sid
+        meta = json.loads((folder / "metadata.json").read_text())
+        assert meta["status"] == "COMPLETE" and meta["eventCount"] > 0
+        lines = gzip.decompress((folder / "batch-000001.ndjson.gz").read_bytes()).decode().splitlines()
+        assert any(json.loads(line)["type"] == 2 for line in lines)
+    finally:
+        srv.stop()
