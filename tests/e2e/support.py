@@ -14,6 +14,7 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 import urllib.parse
@@ -104,6 +105,111 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+# ----------------------------------------------------------------------------------------------
+# S3-compatible store: moto's server (artifacts of the session tests, browser recordings)
+
+# Credentials Hangar is given (environment) to reach the S3-compatible store. The secret is
+# random per test run so a sandbox that inherited Hangar's environment is caught (echo agent).
+S3_ACCESS_KEY = "hangar-e2e-s3-key"
+S3_SECRET_KEY = f"hangar-e2e-s3-secret-{uuid.uuid4().hex}"
+
+
+def s3_env() -> dict:
+    """Environment that lets Hangar reach the S3-compatible store, the way AWS tools take it."""
+    return {
+        "AWS_ACCESS_KEY_ID": S3_ACCESS_KEY,
+        "AWS_SECRET_ACCESS_KEY": S3_SECRET_KEY,
+        "AWS_REGION": REGION,
+        "AWS_DEFAULT_REGION": REGION,
+    }
+
+
+class MotoS3:
+    """`python -m moto.server` on a free loopback port (from tests/requirements-sessions.txt)."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = Path(log_dir)
+        self.proc: Optional[subprocess.Popen] = None
+        self.port: Optional[int] = None
+        self._client = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 60.0) -> "MotoS3":
+        try:
+            import moto  # noqa: F401
+        except ImportError as e:
+            raise RuntimeError(
+                "moto[server] is not installed in the test venv: "
+                "pip install -r tests/requirements-sessions.txt"
+            ) from e
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        last = ""
+        for attempt in range(3):
+            self.port = free_port()
+            log = self.log_dir / f"moto-{attempt}.log"
+            env = dict(os.environ)
+            env.update({"AWS_ACCESS_KEY_ID": S3_ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": S3_SECRET_KEY})
+            with open(log, "wb") as out:
+                self.proc = subprocess.Popen(
+                    [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+                    stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env,
+                )  # fmt: skip
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline and self.proc.poll() is None:
+                try:
+                    self.client().list_buckets()
+                    return self
+                except Exception as e:  # noqa: BLE001 - not up yet
+                    last = repr(e)
+                    time.sleep(0.1)
+            self.stop()
+            tail = log.read_text("utf-8", "replace")[-2000:]
+            if "in use" not in tail.lower():
+                break
+        raise RuntimeError(f"moto server did not start: {last}\n{tail}")
+
+    def client(self):
+        if self._client is None:
+            self._client = boto3.session.Session().client(
+                "s3",
+                endpoint_url=self.url,
+                region_name=REGION,
+                aws_access_key_id=S3_ACCESS_KEY,
+                aws_secret_access_key=S3_SECRET_KEY,
+                config=Config(
+                    s3={"addressing_style": "path"},
+                    retries={"max_attempts": 1, "mode": "standard"},
+                    connect_timeout=2,
+                    read_timeout=60,
+                ),
+            )
+        return self._client
+
+    def ensure_bucket(self, bucket: str) -> None:
+        try:
+            self.client().head_bucket(Bucket=bucket)
+        except ClientError:
+            self.client().create_bucket(Bucket=bucket)
+
+    def put(self, bucket: str, key: str, data: bytes) -> None:
+        self.client().put_object(Bucket=bucket, Key=key, Body=data)
+
+    def delete(self, bucket: str, key: str) -> None:
+        self.client().delete_object(Bucket=bucket, Key=key)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
 
 
 class ServerStartError(RuntimeError):

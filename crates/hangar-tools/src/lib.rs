@@ -8,7 +8,8 @@
 //!   refilled in the background, so starting a session is taking a ready sandbox rather than
 //!   paying for bwrap and an interpreter start-up on the request path.
 //! - [`browser`] runs browser sessions: a headless Chromium per sandbox, its DevTools
-//!   endpoint the target of the session's automation stream.
+//!   endpoint the target of the session's automation stream; sessions of browsers with
+//!   recording enabled are recorded to S3 ([`browser::recording`]).
 //! - [`code_interpreter`] runs code-interpreter sessions: the session table
 //!   (Start/Get/List/Stop, the timeout reaper) and `InvokeCodeInterpreter`'s nine tools, carried
 //!   out by a driver program inside each sandbox.
@@ -18,7 +19,7 @@ pub mod code_interpreter;
 mod error;
 pub mod pool;
 
-pub use browser::{BrowserConfig, Browsers};
+pub use browser::{BrowserConfig, BrowserStores, Browsers};
 pub use code_interpreter::{CodeInterpreterConfig, CodeInterpreters};
 pub use error::ToolsError;
 pub use pool::{Pool, ToolNetwork};

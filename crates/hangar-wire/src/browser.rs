@@ -64,7 +64,7 @@ pub(crate) async fn handle(
         }
         Input::ListBrowserSessions(r) => Output::ListBrowserSessions(browsers.list(r).await?),
         Input::StopBrowserSession(r) => {
-            Output::StopBrowserSession(browsers.stop(&r.browser_identifier, &r.session_id)?)
+            Output::StopBrowserSession(browsers.stop(&r.browser_identifier, &r.session_id).await?)
         }
         Input::UpdateBrowserStream(r) => Output::UpdateBrowserStream(browsers.update_stream(r)?),
         Input::InvokeBrowser(r) => Output::InvokeBrowser(browsers.invoke(r).await?),

@@ -36,10 +36,12 @@ pub struct ServeArgs {
     /// S3-compatible endpoint code artifacts are fetched from (path-style, e.g.
     /// `http://127.0.0.1:9000`), with credentials from `AWS_ACCESS_KEY_ID` /
     /// `AWS_SECRET_ACCESS_KEY` or the shared credentials file, as AWS tools take them.
+    /// Browser session recordings are written there too.
     #[arg(long, conflicts_with = "s3_dir")]
     s3_endpoint: Option<String>,
     /// A local directory standing in for S3: the object `s3://bucket/key` is `DIR/bucket/key`.
-    /// The default when no `--s3-endpoint` is given is `DATA_DIR/s3`.
+    /// The default when no `--s3-endpoint` is given is `DATA_DIR/s3`. Browser session
+    /// recordings are written there then (into `DIR/bucket/`, which must exist).
     #[arg(long)]
     s3_dir: Option<PathBuf>,
     /// The interpreter for a runtime, e.g. `--interpreter PYTHON_3_12=/opt/py312/bin/python3.12`
@@ -145,12 +147,24 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("opening the store in {}", data_dir.display()))?;
 
     // Execution: code artifacts, sandboxes, sessions.
-    let source: Arc<dyn ObjectSource> = match (&args.s3_endpoint, &args.s3_dir) {
+    // Code artifacts are read from, and browser session recordings written to, one store: the
+    // S3 endpoint, or the directory standing in for S3.
+    let (source, replay_store): (
+        Arc<dyn ObjectSource>,
+        Arc<dyn hangar_tools::browser::recording::ReplayStore>,
+    ) = match (&args.s3_endpoint, &args.s3_dir) {
         (Some(endpoint), _) => {
-            Arc::new(S3Source::from_env(endpoint.clone()).context("configuring the S3 endpoint")?)
+            let s3 = Arc::new(
+                S3Source::from_env(endpoint.clone()).context("configuring the S3 endpoint")?,
+            );
+            (s3.clone(), s3)
         }
-        (None, Some(dir)) => Arc::new(DirSource::new(dir.clone())),
-        (None, None) => Arc::new(DirSource::new(data_dir.join("s3"))),
+        (None, dir) => {
+            let dir = Arc::new(DirSource::new(
+                dir.clone().unwrap_or_else(|| data_dir.join("s3")),
+            ));
+            (dir.clone(), dir)
+        }
     };
     let mut artifacts_config = ArtifactsConfig::new(artifact_cache_dir(&data_dir)?);
     for spec in &args.interpreters {
@@ -254,7 +268,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // Browser sessions too; each is a headless Chromium in its own sandbox.
     let browsers = backend.as_ref().map(|backend| {
         let defaults = hangar_tools::BrowserConfig::default();
-        hangar_tools::Browsers::with_artifacts(
+        hangar_tools::Browsers::with_stores(
             control.clone(),
             backend.clone(),
             hangar_tools::BrowserConfig {
@@ -266,7 +280,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 max_live_sessions: args.browser_max_sessions,
                 ..defaults
             },
-            Some(artifacts.clone()),
+            hangar_tools::BrowserStores {
+                artifacts: Some(artifacts.clone()),
+                replays: Some(replay_store.clone()),
+            },
         )
     });
 

@@ -37,6 +37,19 @@
 //!   over Hangar's own DevTools connection, relayed by the wire layer to its viewer page. It does
 //!   not depend on the automation stream's status (DISABLED is when a person uses it) and
 //!   closes when the session ends.
+//! - Recording ([`recording`]): a session of a custom browser whose record has
+//!   `recording.enabled` is recorded by Hangar's own DevTools connection (rrweb events from an
+//!   injected script of ours, console and network from CDP) to
+//!   `s3://<bucket>/<prefix>/<sessionId>/` (`batch-NNNNNN.ndjson.gz` and `metadata.json`), through
+//!   the store code artifacts come from (the S3 client of `--s3-endpoint`, or the directory
+//!   standing in for S3). `sessionReplayArtifact` is that folder's URI (AgentCore's exact format
+//!   is unknown; a folder URI is what a replay tool needs to find the batches). The built-in
+//!   `aws.browser.v1` never records; `Browsers` built without a store records nothing (a
+//!   warning at start, no `sessionReplayArtifact`). Stop waits for the last batch and the final
+//!   `metadata.json` (at most 15 s) before the sandbox goes, so the recording is complete when
+//!   Stop answers. Recording failures never fail the session: they are logged at warn with the
+//!   session id and noted as `recordingError` in `metadata.json` when it can still be written
+//!   (the session model has no field for them).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -62,7 +75,7 @@ use hangar_sandbox::{Limits, Mount, Sandbox, SandboxBackend, SandboxSpec};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 use tracing::Instrument;
 
 mod customize;
@@ -70,8 +83,10 @@ mod invoke;
 mod live_view;
 mod profile;
 mod proxy;
+pub mod recording;
 
 pub use live_view::{LiveView, LiveViewEnd, ViewerInput};
+use recording::{Recorder, RecordingTarget, ReplayStore};
 
 use crate::pool::{Pool, Pooled, ToolNetwork};
 use crate::ToolsError;
@@ -385,6 +400,8 @@ struct SessionState {
     sandbox: Option<Arc<dyn Sandbox>>,
     timer: Option<tokio::task::AbortHandle>,
     stream_status: AutomationStreamStatus,
+    /// The session's recorder while READY (recorded sessions only).
+    recorder: Option<Recorder>,
 }
 
 struct Session {
@@ -404,6 +421,9 @@ struct Session {
     profile_configuration: Option<BrowserProfileConfiguration>,
     proxy_configuration: Option<ProxyConfiguration>,
     filesystem_configurations: Option<Vec<ToolsFileSystemConfiguration>>,
+    /// Where the session is recorded to (custom browsers with recording enabled, on a Hangar
+    /// with a store for recordings).
+    recording: Option<RecordingTarget>,
     state: Mutex<SessionState>,
     /// Tells open automation connections whether they may go on (false: DISABLED or ended).
     automation: watch::Sender<bool>,
@@ -463,6 +483,16 @@ pub struct AutomationTarget {
     pub allowed: watch::Receiver<bool>,
 }
 
+/// Where browser sessions get objects from and put them.
+#[derive(Default)]
+pub struct BrowserStores {
+    /// Where `extensions` and `enterprisePolicies` are fetched through (the artifact cache).
+    pub artifacts: Option<Arc<Artifacts>>,
+    /// Where session recordings are written (the S3 client of `--s3-endpoint`, or the
+    /// directory standing in for S3).
+    pub replays: Option<Arc<dyn ReplayStore>>,
+}
+
 /// The browser sessions of this server.
 pub struct Browsers {
     control: ControlPlane,
@@ -472,6 +502,8 @@ pub struct Browsers {
     table: Mutex<Table>,
     /// Where extensions and policy files come from.
     artifacts: Option<Arc<Artifacts>>,
+    /// Where session recordings are written; `None`: recording is not possible here.
+    replay_store: Option<Arc<dyn ReplayStore>>,
     this: Weak<Browsers>,
 }
 
@@ -494,16 +526,18 @@ impl Browsers {
         backend: Arc<dyn SandboxBackend>,
         cfg: BrowserConfig,
     ) -> Arc<Self> {
-        Browsers::with_artifacts(control, backend, cfg, None)
+        Browsers::with_stores(control, backend, cfg, BrowserStores::default())
     }
 
-    /// As [`Browsers::new`], with the artifact cache `extensions` and `enterprisePolicies` are
-    /// fetched through (without one, sessions asking for them are refused).
-    pub fn with_artifacts(
+    /// As [`Browsers::new`], with the stores sessions read from and write to (without an
+    /// artifact cache, sessions asking for extensions or policies are refused; without a
+    /// replay store, sessions of browsers with recording enabled run unrecorded, with a
+    /// warning).
+    pub fn with_stores(
         control: ControlPlane,
         backend: Arc<dyn SandboxBackend>,
         cfg: BrowserConfig,
-        artifacts: Option<Arc<Artifacts>>,
+        stores: BrowserStores,
     ) -> Arc<Self> {
         let cfg = Arc::new(cfg);
         let (launch_cfg, launch_backend) = (cfg.clone(), backend.clone());
@@ -523,7 +557,8 @@ impl Browsers {
             backend,
             pool,
             table: Mutex::new(Table::default()),
-            artifacts,
+            artifacts: stores.artifacts,
+            replay_store: stores.replays,
             this: this.clone(),
         })
     }
@@ -571,6 +606,20 @@ impl Browsers {
                 status_name(tool.status)
             )));
         }
+        // The built-in browser never records; a custom one does when its record says so and
+        // there is somewhere to write to.
+        let recording = if tool.system {
+            None
+        } else {
+            RecordingTarget::from_config(&tool.config)
+        };
+        let recording = match (recording, &self.replay_store) {
+            (Some(t), None) => {
+                tracing::warn!(browser = %browser, bucket = %t.bucket, "browser has recording enabled but this Hangar has nowhere to write recordings; its sessions are not recorded");
+                None
+            }
+            (t, _) => t,
+        };
         let fingerprint = {
             let mut r = request.clone();
             r.client_token = None;
@@ -690,12 +739,14 @@ impl Browsers {
                 profile_configuration: request.profile_configuration.clone(),
                 proxy_configuration: request.proxy_configuration.clone(),
                 filesystem_configurations: request.filesystem_configurations.clone(),
+                recording: recording.clone(),
                 state: Mutex::new(SessionState {
                     status: BrowserSessionStatus::Ready,
                     last_updated_at: now,
                     sandbox: Some(warm.sandbox.clone()),
                     timer: None,
                     stream_status: AutomationStreamStatus::Enabled,
+                    recorder: None,
                 }),
                 automation: watch::Sender::new(true),
                 ended: watch::Sender::new(false),
@@ -710,6 +761,30 @@ impl Browsers {
             session
         };
         tracing::info!(session = %session.id, browser = %browser, timeout_secs, "browser session started");
+        if let (Some(target), Some(store)) = (recording, &self.replay_store) {
+            // Attached before the session is handed out, so the client's first page is
+            // recorded from its first document. A recorder that fails only logs.
+            let recorder = Recorder::start(
+                recording::SessionInfo {
+                    session_id: session.id.clone(),
+                    browser_id: browser.clone(),
+                    viewport: (session.view_port.width, session.view_port.height),
+                    started_at: now,
+                },
+                target,
+                store.clone(),
+                warm.sandbox.clone(),
+                warm.ws_path.clone(),
+            )
+            .await;
+            let mut st = session.state();
+            if st.status == BrowserSessionStatus::Ready {
+                st.recorder = Some(recorder);
+            } else {
+                drop(st);
+                tokio::spawn(recorder.stop());
+            }
+        }
         // The timeout is a TTL from the start, whatever the activity.
         let this = self.this.clone();
         let reaped = Arc::downgrade(&session);
@@ -766,33 +841,41 @@ impl Browsers {
             .ok_or_else(|| not_found(browser, id))
     }
 
-    /// Ends a session: TERMINATED at once, automation connections closed, its sandbox killed
-    /// in the background. Returns whether this call ended it.
-    fn terminate(&self, session: &Session, reason: &str) -> bool {
-        let sandbox = {
+    /// Ends a session: TERMINATED at once, automation connections closed, its recording
+    /// flushed and its sandbox killed in the background. The receiver (recorded sessions only)
+    /// answers once the recording is written, before the sandbox goes.
+    fn terminate(&self, session: &Session, reason: &str) -> Option<oneshot::Receiver<()>> {
+        let (sandbox, recorder) = {
             let mut st = session.state();
             if st.status == BrowserSessionStatus::Terminated {
-                return false;
+                return None;
             }
             st.status = BrowserSessionStatus::Terminated;
             st.last_updated_at = Timestamp::now();
             if let Some(timer) = st.timer.take() {
                 timer.abort();
             }
-            st.sandbox.take()
+            (st.sandbox.take(), st.recorder.take())
         };
         session.automation.send_replace(false);
         session.ended.send_replace(true);
         tracing::info!(session = %session.id, reason, "browser session terminated");
-        if let Some(sandbox) = sandbox {
-            let id = session.id.clone();
-            tokio::spawn(async move {
+        let (done_tx, done_rx) = oneshot::channel();
+        let recorded = recorder.is_some();
+        let id = session.id.clone();
+        tokio::spawn(async move {
+            // The recorder needs the browser for the pages' last events.
+            if let Some(recorder) = recorder {
+                recorder.stop().await;
+            }
+            let _ = done_tx.send(());
+            if let Some(sandbox) = sandbox {
                 if let Err(e) = sandbox.kill().await {
                     tracing::warn!(session = %id, error = %e, "could not kill the session's sandbox");
                 }
-            });
-        }
-        true
+            }
+        });
+        recorded.then_some(done_rx)
     }
 
     pub fn get(
@@ -817,7 +900,7 @@ impl Browsers {
             profile_configuration: s.profile_configuration.clone(),
             proxy_configuration: s.proxy_configuration.clone(),
             session_id: s.id.clone(),
-            session_replay_artifact: None,
+            session_replay_artifact: s.recording.as_ref().map(|t| t.artifact_uri(&s.id)),
             session_timeout_seconds: Some(s.timeout_secs),
             status: Some(status),
             streams: Some(s.streams()),
@@ -857,14 +940,18 @@ impl Browsers {
         })
     }
 
-    /// Stopping an already TERMINATED session succeeds again (Stop is idempotent).
-    pub fn stop(
+    /// Stopping an already TERMINATED session succeeds again (Stop is idempotent). A recorded
+    /// session answers once its recording is complete in S3 (or given up on), so a client
+    /// that reads it right after Stop finds all of it.
+    pub async fn stop(
         &self,
         browser: &str,
         session_id: &str,
     ) -> Result<StopBrowserSessionResponse, ToolsError> {
         let s = self.session(browser, session_id)?;
-        self.terminate(&s, "stopped");
+        if let Some(done) = self.terminate(&s, "stopped") {
+            let _ = done.await;
+        }
         let last_updated_at = s.state().last_updated_at;
         Ok(StopBrowserSessionResponse {
             browser_identifier: browser.to_owned(),
@@ -1084,6 +1171,7 @@ impl Browsers {
     pub async fn shutdown(&self) {
         let sessions: Vec<Arc<Session>> = self.table().sessions.values().cloned().collect();
         let mut sandboxes: Vec<Arc<dyn Sandbox>> = Vec::new();
+        let mut recorders = Vec::new();
         for s in sessions {
             let mut st = s.state();
             if st.status == BrowserSessionStatus::Ready {
@@ -1091,7 +1179,12 @@ impl Browsers {
                 st.last_updated_at = Timestamp::now();
             }
             sandboxes.extend(st.sandbox.take());
+            recorders.extend(st.recorder.take().map(|r| tokio::spawn(r.stop())));
             s.automation.send_replace(false);
+        }
+        // Recordings are finished (each within its own time limit) before the browsers go.
+        for r in recorders {
+            let _ = r.await;
         }
         sandboxes.extend(self.pool.close().into_iter().map(|w| w.sandbox));
         for sb in sandboxes {
