@@ -18,6 +18,7 @@ pub mod browser;
 pub mod code_interpreter;
 mod error;
 pub mod pool;
+mod registry;
 
 pub use browser::{BrowserConfig, BrowserStores, Browsers};
 pub use code_interpreter::{CodeInterpreterConfig, CodeInterpreters};

@@ -51,7 +51,6 @@
 //!   session id and noted as `recordingError` in `metadata.json` when it can still be written
 //!   (the session model has no field for them).
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -89,6 +88,7 @@ pub use live_view::{LiveView, LiveViewEnd, ViewerInput};
 use recording::{Recorder, RecordingTarget, ReplayStore};
 
 use crate::pool::{Pool, Pooled, ToolNetwork};
+use crate::registry::{RegisteredSession, Registration, Registry};
 use crate::ToolsError;
 
 /// Chromium's DevTools port on the sandbox's own loopback.
@@ -465,12 +465,19 @@ impl Session {
     }
 }
 
-#[derive(Default)]
-struct Table {
-    next_seq: u64,
-    sessions: HashMap<String, Arc<Session>>,
-    /// (browser, client token) → (request fingerprint, session id).
-    tokens: HashMap<(String, String), (String, String)>,
+impl RegisteredSession for Session {
+    fn seq(&self) -> u64 {
+        self.seq
+    }
+    fn tool(&self) -> &str {
+        &self.browser
+    }
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn is_live(&self) -> bool {
+        self.state().status == BrowserSessionStatus::Ready
+    }
 }
 
 /// A connection to a session's browser-level DevTools WebSocket, not yet upgraded.
@@ -499,7 +506,7 @@ pub struct Browsers {
     cfg: Arc<BrowserConfig>,
     backend: Arc<dyn SandboxBackend>,
     pool: Pool<WarmBrowser>,
-    table: Mutex<Table>,
+    sessions: Registry<Session>,
     /// Where extensions and policy files come from.
     artifacts: Option<Arc<Artifacts>>,
     /// Where session recordings are written; `None`: recording is not possible here.
@@ -551,12 +558,13 @@ impl Browsers {
             )
         });
         pool.fill(ToolNetwork::Public);
+        let retained = cfg.retained;
         Arc::new_cyclic(|this| Browsers {
             control,
             cfg,
             backend,
             pool,
-            table: Mutex::new(Table::default()),
+            sessions: Registry::new(retained),
             artifacts: stores.artifacts,
             replay_store: stores.replays,
             this: this.clone(),
@@ -570,10 +578,6 @@ impl Browsers {
     /// Ready browsers in the pool.
     pub fn pooled(&self) -> usize {
         self.pool.idle(ToolNetwork::Public)
-    }
-
-    fn table(&self) -> std::sync::MutexGuard<'_, Table> {
-        self.table.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     async fn browser_record(
@@ -627,40 +631,21 @@ impl Browsers {
             r.trace_parent = None;
             serde_json::to_string(&r).unwrap_or_default()
         };
-        let token_key = request.client_token.clone().map(|t| (browser.clone(), t));
-        let existing = |table: &Table| -> Result<Option<StartBrowserSessionResponse>, ToolsError> {
-            let Some(key) = &token_key else {
-                return Ok(None);
-            };
-            let Some((fp, sid)) = table.tokens.get(key) else {
-                return Ok(None);
-            };
-            if *fp != fingerprint {
-                return Err(hangar_domain::Error::idempotency_mismatch().into());
-            }
-            Ok(table
-                .sessions
-                .get(sid)
-                .map(|s| StartBrowserSessionResponse {
-                    browser_identifier: s.browser.clone(),
-                    created_at: s.created_at,
-                    session_id: s.id.clone(),
-                    streams: Some(s.streams()),
-                }))
+        let token = request.client_token.as_deref();
+        let replay = |s: &Session| StartBrowserSessionResponse {
+            browser_identifier: s.browser.clone(),
+            created_at: s.created_at,
+            session_id: s.id.clone(),
+            streams: Some(s.streams()),
         };
-        if let Some(r) = existing(&self.table())? {
-            return Ok(r);
+        if let Some(s) = self.sessions.replay(&browser, token, &fingerprint)? {
+            return Ok(replay(&s));
         }
         let timeout_secs = request
             .session_timeout_seconds
             .unwrap_or(DEFAULT_SESSION_TIMEOUT_SECS);
         {
-            let table = self.table();
-            let live = table
-                .sessions
-                .values()
-                .filter(|s| s.state().status == BrowserSessionStatus::Ready)
-                .count();
+            let live = self.sessions.live_count();
             if live >= self.cfg.max_live_sessions {
                 return Err(ToolsError::QuotaExceeded(format!(
                     "This Hangar runs at most {} browser sessions at a time; stop one first",
@@ -715,16 +700,10 @@ impl Browsers {
             self.apply_profile(&warm, state).await?;
         }
         let now = Timestamp::now();
-        let session = {
-            let mut table = self.table();
-            // Two concurrent starts with one token: the first one registered wins, the other's
-            // sandbox is dropped (killed).
-            if let Some(r) = existing(&table)? {
-                return Ok(r);
-            }
-            table.next_seq += 1;
-            let session = Arc::new(Session {
-                seq: table.next_seq,
+        let registration = self
+            .sessions
+            .register(&browser, token, &fingerprint, |seq| Session {
+                seq,
                 browser: browser.clone(),
                 id: warm.id.clone(),
                 name: request.name.clone(),
@@ -751,14 +730,11 @@ impl Browsers {
                 automation: watch::Sender::new(true),
                 ended: watch::Sender::new(false),
             });
-            table.sessions.insert(session.id.clone(), session.clone());
-            if let Some(key) = token_key.clone() {
-                table
-                    .tokens
-                    .insert(key, (fingerprint.clone(), session.id.clone()));
-            }
-            self.forget_old(&mut table);
-            session
+        let session = match registration {
+            Registration::New(s) => s,
+            // Two concurrent starts with one token: the first one registered wins, the other's
+            // sandbox is dropped (killed).
+            Registration::Existing(s) => return Ok(replay(&s)),
         };
         tracing::info!(session = %session.id, browser = %browser, timeout_secs, "browser session started");
         if let (Some(target), Some(store)) = (recording, &self.replay_store) {
@@ -810,34 +786,9 @@ impl Browsers {
         })
     }
 
-    /// Drops the oldest TERMINATED sessions beyond the retention limit.
-    fn forget_old(&self, table: &mut Table) {
-        if table.sessions.len() <= self.cfg.retained {
-            return;
-        }
-        let mut ended: Vec<(u64, String)> = table
-            .sessions
-            .values()
-            .filter(|s| s.state().status == BrowserSessionStatus::Terminated)
-            .map(|s| (s.seq, s.id.clone()))
-            .collect();
-        ended.sort_unstable();
-        let excess = table.sessions.len() - self.cfg.retained;
-        for (_, id) in ended.into_iter().take(excess) {
-            table.sessions.remove(&id);
-        }
-        let sessions = &table.sessions;
-        table
-            .tokens
-            .retain(|_, (_, sid)| sessions.contains_key(sid));
-    }
-
     fn session(&self, browser: &str, id: &str) -> Result<Arc<Session>, ToolsError> {
-        self.table()
-            .sessions
-            .get(id)
-            .filter(|s| s.browser == browser)
-            .cloned()
+        self.sessions
+            .get(browser, id)
             .ok_or_else(|| not_found(browser, id))
     }
 
@@ -917,25 +868,13 @@ impl Browsers {
         // An unknown browser is a 404, as for Get.
         self.browser_record(browser).await?;
         let limit = request.max_results.unwrap_or(10).clamp(1, 100) as usize;
-        let after = match &request.next_token {
-            None => u64::MAX,
-            Some(t) => t
-                .strip_prefix("s")
-                .and_then(|n| n.parse::<u64>().ok())
-                .ok_or_else(|| ToolsError::Validation("Invalid nextToken".into()))?,
-        };
-        let mut matching: Vec<Arc<Session>> = self
-            .table()
-            .sessions
-            .values()
-            .filter(|s| &s.browser == browser && s.seq < after)
-            .filter(|s| request.status.is_none_or(|st| s.state().status == st))
-            .cloned()
-            .collect();
-        matching.sort_unstable_by_key(|s| std::cmp::Reverse(s.seq));
-        let next_token = (matching.len() > limit).then(|| format!("s{}", matching[limit - 1].seq));
+        let (page, next_token) =
+            self.sessions
+                .page(browser, request.next_token.as_deref(), limit, |s| {
+                    request.status.is_none_or(|st| s.state().status == st)
+                })?;
         Ok(ListBrowserSessionsResponse {
-            items: matching.iter().take(limit).map(|s| s.summary()).collect(),
+            items: page.iter().map(|s| s.summary()).collect(),
             next_token,
         })
     }
@@ -1169,7 +1108,7 @@ impl Browsers {
 
     /// Ends every session and empties the pool (server shutdown).
     pub async fn shutdown(&self) {
-        let sessions: Vec<Arc<Session>> = self.table().sessions.values().cloned().collect();
+        let sessions = self.sessions.all();
         let mut sandboxes: Vec<Arc<dyn Sandbox>> = Vec::new();
         let mut recorders = Vec::new();
         for s in sessions {

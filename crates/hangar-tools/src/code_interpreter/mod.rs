@@ -46,7 +46,6 @@
 //!   ServiceQuotaExceededException; a reused `clientToken` with another request is a
 //!   ValidationException (IdempotentParameterMismatchException).
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
@@ -70,6 +69,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tracing::Instrument;
 
 use crate::pool::{Pool, Pooled, ToolNetwork};
+use crate::registry::{RegisteredSession, Registration, Registry};
 use crate::ToolsError;
 
 /// The driver program, mounted read-only into every sandbox.
@@ -304,12 +304,19 @@ impl Session {
     }
 }
 
-#[derive(Default)]
-struct Table {
-    next_seq: u64,
-    sessions: HashMap<String, Arc<Session>>,
-    /// (code interpreter, client token) → (request fingerprint, session id).
-    tokens: HashMap<(String, String), (String, String)>,
+impl RegisteredSession for Session {
+    fn seq(&self) -> u64 {
+        self.seq
+    }
+    fn tool(&self) -> &str {
+        &self.code_interpreter
+    }
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn is_live(&self) -> bool {
+        self.state().status == CodeInterpreterSessionStatus::Ready
+    }
 }
 
 /// The code-interpreter sessions of this server.
@@ -317,7 +324,7 @@ pub struct CodeInterpreters {
     control: ControlPlane,
     cfg: Arc<CodeInterpreterConfig>,
     pool: Pool<WarmSandbox>,
-    table: Mutex<Table>,
+    sessions: Registry<Session>,
     this: Weak<CodeInterpreters>,
 }
 
@@ -341,11 +348,12 @@ impl CodeInterpreters {
             launch(backend.clone(), launch_cfg.clone(), network)
         });
         pool.fill(ToolNetwork::Sandbox);
+        let retained = cfg.retained;
         Arc::new_cyclic(|this| CodeInterpreters {
             control,
             cfg,
             pool,
-            table: Mutex::new(Table::default()),
+            sessions: Registry::new(retained),
             this: this.clone(),
         })
     }
@@ -357,10 +365,6 @@ impl CodeInterpreters {
     /// Ready sandboxes in the pool of `network`.
     pub fn pooled(&self, network: ToolNetwork) -> usize {
         self.pool.idle(network)
-    }
-
-    fn table(&self) -> std::sync::MutexGuard<'_, Table> {
-        self.table.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The network of a code interpreter that can start sessions.
@@ -409,59 +413,30 @@ impl CodeInterpreters {
             r.trace_parent = None;
             serde_json::to_string(&r).unwrap_or_default()
         };
-        let token_key = request.client_token.clone().map(|t| (ci.clone(), t));
-        if let Some(key) = &token_key {
-            let table = self.table();
-            if let Some((fp, sid)) = table.tokens.get(key) {
-                if *fp != fingerprint {
-                    return Err(hangar_domain::Error::idempotency_mismatch().into());
-                }
-                if let Some(s) = table.sessions.get(sid) {
-                    return Ok(StartCodeInterpreterSessionResponse {
-                        code_interpreter_identifier: ci,
-                        created_at: s.created_at,
-                        session_id: s.id.clone(),
-                    });
-                }
-            }
+        let token = request.client_token.as_deref();
+        let replay = |s: &Session| StartCodeInterpreterSessionResponse {
+            code_interpreter_identifier: s.code_interpreter.clone(),
+            created_at: s.created_at,
+            session_id: s.id.clone(),
+        };
+        if let Some(s) = self.sessions.replay(&ci, token, &fingerprint)? {
+            return Ok(replay(&s));
         }
         let timeout_secs = request
             .session_timeout_seconds
             .unwrap_or(DEFAULT_SESSION_TIMEOUT_SECS);
-        {
-            let table = self.table();
-            let live = table
-                .sessions
-                .values()
-                .filter(|s| s.state().status == CodeInterpreterSessionStatus::Ready)
-                .count();
-            if live >= self.cfg.max_live_sessions {
-                return Err(ToolsError::QuotaExceeded(format!(
-                    "This Hangar runs at most {} code-interpreter sessions at a time; stop one first",
-                    self.cfg.max_live_sessions
-                )));
-            }
+        if self.sessions.live_count() >= self.cfg.max_live_sessions {
+            return Err(ToolsError::QuotaExceeded(format!(
+                "This Hangar runs at most {} code-interpreter sessions at a time; stop one first",
+                self.cfg.max_live_sessions
+            )));
         }
         let warm = self.pool.take(network).await?;
         let now = Timestamp::now();
-        let session = {
-            let mut table = self.table();
-            // Two concurrent starts with one token: the first one registered wins, the other's
-            // sandbox is dropped (killed).
-            if let Some(key) = &token_key {
-                if let Some((_, sid)) = table.tokens.get(key) {
-                    if let Some(s) = table.sessions.get(sid) {
-                        return Ok(StartCodeInterpreterSessionResponse {
-                            code_interpreter_identifier: ci,
-                            created_at: s.created_at,
-                            session_id: s.id.clone(),
-                        });
-                    }
-                }
-            }
-            table.next_seq += 1;
-            let session = Arc::new(Session {
-                seq: table.next_seq,
+        let registration = self
+            .sessions
+            .register(&ci, token, &fingerprint, |seq| Session {
+                seq,
                 code_interpreter: ci.clone(),
                 id: warm.id.clone(),
                 name: request.name.clone(),
@@ -477,12 +452,11 @@ impl CodeInterpreters {
                 }),
                 driver: tokio::sync::Mutex::new(Some(warm.driver)),
             });
-            table.sessions.insert(session.id.clone(), session.clone());
-            if let Some(key) = token_key {
-                table.tokens.insert(key, (fingerprint, session.id.clone()));
-            }
-            self.forget_old(&mut table);
-            session
+        let session = match registration {
+            Registration::New(s) => s,
+            // Two concurrent starts with one token: the first one registered wins, the other's
+            // sandbox is dropped (killed).
+            Registration::Existing(s) => return Ok(replay(&s)),
         };
         tracing::info!(session = %session.id, code_interpreter = %ci, ?network, timeout_secs, "code-interpreter session started");
         // The timeout is a TTL from the start, whatever the activity.
@@ -509,35 +483,8 @@ impl CodeInterpreters {
         })
     }
 
-    /// Drops the oldest TERMINATED sessions beyond the retention limit.
-    fn forget_old(&self, table: &mut Table) {
-        if table.sessions.len() <= self.cfg.retained {
-            return;
-        }
-        let mut ended: Vec<(u64, String)> = table
-            .sessions
-            .values()
-            .filter(|s| s.state().status == CodeInterpreterSessionStatus::Terminated)
-            .map(|s| (s.seq, s.id.clone()))
-            .collect();
-        ended.sort_unstable();
-        let excess = table.sessions.len() - self.cfg.retained;
-        for (_, id) in ended.into_iter().take(excess) {
-            table.sessions.remove(&id);
-        }
-        let sessions = &table.sessions;
-        table
-            .tokens
-            .retain(|_, (_, sid)| sessions.contains_key(sid));
-    }
-
     fn session(&self, ci: &str, id: &str) -> Result<Arc<Session>, ToolsError> {
-        self.table()
-            .sessions
-            .get(id)
-            .filter(|s| s.code_interpreter == ci)
-            .cloned()
-            .ok_or_else(|| not_found(ci, id))
+        self.sessions.get(ci, id).ok_or_else(|| not_found(ci, id))
     }
 
     /// Ends a session: TERMINATED at once, its sandbox killed in the background. Returns
@@ -603,25 +550,13 @@ impl CodeInterpreters {
                 e => e.into(),
             })?;
         let limit = request.max_results.unwrap_or(10).clamp(1, 100) as usize;
-        let after = match &request.next_token {
-            None => u64::MAX,
-            Some(t) => t
-                .strip_prefix("s")
-                .and_then(|n| n.parse::<u64>().ok())
-                .ok_or_else(|| ToolsError::Validation("Invalid nextToken".into()))?,
-        };
-        let mut matching: Vec<Arc<Session>> = self
-            .table()
-            .sessions
-            .values()
-            .filter(|s| &s.code_interpreter == ci && s.seq < after)
-            .filter(|s| request.status.is_none_or(|st| s.state().status == st))
-            .cloned()
-            .collect();
-        matching.sort_unstable_by_key(|s| std::cmp::Reverse(s.seq));
-        let next_token = (matching.len() > limit).then(|| format!("s{}", matching[limit - 1].seq));
+        let (page, next_token) =
+            self.sessions
+                .page(ci, request.next_token.as_deref(), limit, |s| {
+                    request.status.is_none_or(|st| s.state().status == st)
+                })?;
         Ok(ListCodeInterpreterSessionsResponse {
-            items: matching.iter().take(limit).map(|s| s.summary()).collect(),
+            items: page.iter().map(|s| s.summary()).collect(),
             next_token,
         })
     }
@@ -717,7 +652,7 @@ impl CodeInterpreters {
 
     /// Ends every session and empties the pool (server shutdown).
     pub async fn shutdown(&self) {
-        let sessions: Vec<Arc<Session>> = self.table().sessions.values().cloned().collect();
+        let sessions = self.sessions.all();
         let mut sandboxes: Vec<Arc<dyn Sandbox>> = Vec::new();
         for s in sessions {
             let mut st = s.state();
