@@ -364,7 +364,7 @@ pub(crate) async fn automation(
             async move {
                 tracing::debug!("automation stream connected");
                 tokio::select! {
-                    _ = pump(client, cdp) => {}
+                    _ = crate::ws_relay::relay(client, cdp) => {}
                     // DISABLED or the session ended: the connection closes.
                     _ = allowed.wait_for(|ok| !*ok) => {
                         tracing::info!("automation stream closed: disabled or session ended");
@@ -374,54 +374,6 @@ pub(crate) async fn automation(
             span,
         )
     }))
-}
-
-/// Relays frames both ways until either side closes.
-async fn pump(
-    client: axum::extract::ws::WebSocket,
-    cdp: tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>,
-) {
-    use axum::extract::ws::Message as C;
-    use futures_util::{SinkExt, StreamExt};
-    use tokio_tungstenite::tungstenite::Message as A;
-
-    let (mut client_tx, mut client_rx) = client.split();
-    let (mut cdp_tx, mut cdp_rx) = cdp.split();
-    let upstream = async {
-        while let Some(Ok(message)) = client_rx.next().await {
-            let message = match message {
-                C::Text(t) => A::Text(t.as_str().into()),
-                C::Binary(b) => A::Binary(b),
-                C::Ping(b) => A::Ping(b),
-                C::Pong(b) => A::Pong(b),
-                C::Close(_) => break,
-            };
-            if cdp_tx.send(message).await.is_err() {
-                break;
-            }
-        }
-        let _ = cdp_tx.close().await;
-    };
-    let downstream = async {
-        while let Some(Ok(message)) = cdp_rx.next().await {
-            let message = match message {
-                A::Text(t) => C::Text(t.as_str().into()),
-                A::Binary(b) => C::Binary(b),
-                A::Ping(b) => C::Ping(b),
-                A::Pong(b) => C::Pong(b),
-                A::Close(_) => break,
-                A::Frame(_) => continue,
-            };
-            if client_tx.send(message).await.is_err() {
-                break;
-            }
-        }
-        let _ = client_tx.close().await;
-    };
-    tokio::select! {
-        _ = upstream => {}
-        _ = downstream => {}
-    }
 }
 
 #[cfg(test)]

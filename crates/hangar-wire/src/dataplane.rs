@@ -332,64 +332,11 @@ pub(crate) async fn websocket(
             ))
         })?;
     let mut response = upgrade.on_upgrade(move |client| async move {
-        pump(client, agent).await;
+        crate::ws_relay::relay(client, agent).await;
         drop(active);
     });
     if let Ok(v) = HeaderValue::from_str(&session_id) {
         response.headers_mut().insert(crate::SESSION_ID_HEADER, v);
     }
     Ok(response)
-}
-
-/// Relays frames both ways until either side closes.
-async fn pump(
-    client: axum::extract::ws::WebSocket,
-    agent: tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>,
-) {
-    use axum::extract::ws::Message as C;
-    use futures_util::{SinkExt, StreamExt};
-    use tokio_tungstenite::tungstenite::Message as A;
-
-    let (mut client_tx, mut client_rx) = client.split();
-    let (mut agent_tx, mut agent_rx) = agent.split();
-    let upstream = async {
-        while let Some(Ok(message)) = client_rx.next().await {
-            let message = match message {
-                C::Text(t) => A::Text(t.as_str().into()),
-                C::Binary(b) => A::Binary(b),
-                C::Ping(b) => A::Ping(b),
-                C::Pong(b) => A::Pong(b),
-                C::Close(_) => break,
-            };
-            if agent_tx.send(message).await.is_err() {
-                break;
-            }
-        }
-        let _ = agent_tx.close().await;
-    };
-    let downstream = async {
-        while let Some(Ok(message)) = agent_rx.next().await {
-            let message = match message {
-                A::Text(t) => C::Text(t.as_str().into()),
-                A::Binary(b) => C::Binary(b),
-                A::Ping(b) => C::Ping(b),
-                A::Pong(b) => C::Pong(b),
-                A::Close(frame) => C::Close(frame.map(|f| axum::extract::ws::CloseFrame {
-                    code: f.code.into(),
-                    reason: f.reason.as_str().into(),
-                })),
-                A::Frame(_) => continue,
-            };
-            let closing = matches!(message, C::Close(_));
-            if client_tx.send(message).await.is_err() || closing {
-                break;
-            }
-        }
-        let _ = client_tx.close().await;
-    };
-    // Whichever direction ends first ends the proxy.
-    tokio::select! {
-        _ = upstream => {}
-        _ = downstream => {}
-    }
 }

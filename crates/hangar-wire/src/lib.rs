@@ -43,6 +43,7 @@ mod encode;
 mod panic;
 mod routes;
 mod tools;
+mod ws_relay;
 
 pub use error::WireError;
 pub use sigv4::{AuthError, AuthMode, Credentials, CredentialsError};
